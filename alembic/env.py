@@ -1,0 +1,175 @@
+"""Alembic environment for edi-storage.
+
+Run by ``alembic upgrade head`` (URL from ``EDI_STORAGE_URL``, default ``sqlite:///edi_sessions.db``)
+and by ``Storage.upgrade()`` / ``edi-storage upgrade``, which pass their own connection in
+``config.attributes["connection"]``. Both paths get the same guarantees, in this order:
+
+1. the database is classified (edi_storage.migrate.state): a revision this release does not know is
+   refused untouched; a reference database is verified and stamped at the base revision; a database that
+   matches nothing we know is refused untouched, with what differs;
+2. upgrades are serialised (lock file beside a SQLite file, advisory lock on PostgreSQL);
+3. a SQLite file that holds tables is backed up and the backup checked before anything changes;
+4. on SQLite, foreign keys are switched off *outside* the transaction (the pragma is a no-op inside one),
+   because batch mode's move-and-copy drops parent tables and would cascade-delete every child row; the
+   migration runs in one ``BEGIN IMMEDIATE`` transaction and ``PRAGMA foreign_key_check`` must come back
+   empty before it commits. Any failure rolls everything back.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from pathlib import Path
+
+from alembic import command, context
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
+from edi_storage.errors import MigrationFailed, SchemaTooNew, SchemaUnrecognised
+from edi_storage.migrate.safety import (
+    backup_sqlite,
+    lock_postgres_for_migration,
+    pre_migration_backup_path,
+    sqlite_has_tables,
+    sqlite_migration_lock,
+)
+from edi_storage.migrate.scripts import VERSION_TABLE
+from edi_storage.migrate.state import BASE_REVISION, SchemaState, inspect_schema
+from edi_storage.models import Base
+
+config = context.config
+
+
+def database_url() -> str:
+    return (
+        config.get_main_option("sqlalchemy.url")
+        or os.environ.get("EDI_STORAGE_URL")
+        or "sqlite:///edi_sessions.db"
+    )
+
+
+def is_upgrade() -> bool:
+    """True for `alembic upgrade` and Storage.upgrade(): only they adopt reference databases and back up.
+
+    Read-only commands (current, check, history) must not write a version stamp or a backup file.
+    """
+    if config.attributes.get("edi_storage.upgrade"):
+        return True
+    cmd = getattr(config.cmd_opts, "cmd", None)
+    return bool(cmd) and cmd[0] is command.upgrade
+
+
+def backup_wanted() -> bool:
+    if "edi_storage.backup" in config.attributes:
+        return bool(config.attributes["edi_storage.backup"])
+    x_args = context.get_x_argument(as_dictionary=True)
+    value = x_args.get("backup", os.environ.get("EDI_STORAGE_BACKUP_BEFORE_UPGRADE", "true"))
+    return value.lower() not in {"0", "false", "no", "off"}
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    # Our version table is Alembic's business, not the models'.
+    return not (type_ == "table" and name == VERSION_TABLE)
+
+
+def classify_and_adopt(connection: Connection) -> tuple[str | None, str]:
+    """Refuse what must not be touched, adopt a reference database; returns (current, head)."""
+    with connection.begin():
+        status = inspect_schema(connection)
+        if status.state is SchemaState.AHEAD:
+            raise SchemaTooNew(
+                f"the database is at revision {status.revision!r}, which this release of edi-storage does "
+                f"not know (its newest is {status.head!r}); upgrade edi-storage instead. Nothing was changed."
+            )
+        if status.state is SchemaState.UNRECOGNISED:
+            raise SchemaUnrecognised(
+                "the database has edi-storage's table names but neither its schema history nor the "
+                "reference shape: " + "; ".join(status.differences) + ". Nothing was changed."
+            )
+        if status.state is not SchemaState.REFERENCE:
+            return status.revision, status.head
+        MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).stamp(
+            context.script, BASE_REVISION
+        )
+        return BASE_REVISION, status.head
+
+
+def restore_foreign_keys(connection: Connection) -> None:
+    if connection.in_transaction():  # an aborted run: nothing of it may be kept
+        connection.rollback()
+    set_sqlite_foreign_keys(connection, True)
+
+
+def run_on(connection: Connection) -> None:
+    if connection.in_transaction():
+        connection.commit()
+    sqlite = connection.dialect.name == "sqlite"
+    database = connection.engine.url.database if sqlite else None
+    file_path = Path(database) if database not in (None, "", ":memory:") else None
+
+    with ExitStack() as stack:
+        upgrading = is_upgrade()
+        if upgrading and file_path is not None:
+            stack.enter_context(sqlite_migration_lock(file_path))
+        backup: Path | None = None
+        if upgrading:
+            current, head = classify_and_adopt(connection)
+            if file_path is not None and current != head and backup_wanted() and sqlite_has_tables(file_path):
+                backup = backup_sqlite(file_path, pre_migration_backup_path(file_path, current, head))
+        if sqlite:
+            set_sqlite_foreign_keys(connection, False)
+            stack.callback(restore_foreign_keys, connection)
+        connection.execution_options(**{WRITE_INTENT: True})
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            version_table=VERSION_TABLE,
+            render_as_batch=True,
+            compare_type=True,
+            compare_server_default=True,
+            include_name=include_name,
+        )
+        try:
+            with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    lock_postgres_for_migration(connection)
+                context.run_migrations()
+                if sqlite:
+                    violations = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
+                    if violations:
+                        raise MigrationFailed(
+                            f"the migration would leave {len(violations)} rows pointing at missing parents "
+                            f"(first: table {violations[0][0]!r}, rowid {violations[0][1]})"
+                        )
+        except Exception as exc:
+            if backup is None or isinstance(exc, MigrationFailed):
+                raise
+            raise MigrationFailed(
+                f"the migration failed and was rolled back, the database is as it was; a backup taken "
+                f"before it is at {backup}. Cause: {exc}"
+            ) from exc
+
+
+def main() -> None:
+    if context.is_offline_mode():
+        context.configure(
+            url=database_url(), target_metadata=Base.metadata, version_table=VERSION_TABLE,
+            render_as_batch=True, literal_binds=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    given = config.attributes.get("connection")
+    if given is not None:
+        run_on(given)
+        return
+    engine = create_storage_engine(normalise_url(database_url()))
+    try:
+        with engine.connect() as connection:
+            run_on(connection)
+    finally:
+        engine.dispose()
+
+
+main()

@@ -1,0 +1,1 @@
+"""Schema versioning at run time: where the revisions are, where a database stands, how to upgrade it safely."""

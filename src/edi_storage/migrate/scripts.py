@@ -1,0 +1,55 @@
+"""Where the Alembic revisions are, and the Alembic configuration that points at them.
+
+The revisions live in the repository's top-level ``alembic/`` and ship inside the wheel as
+``edi_storage/_alembic``; an installed package finds the shipped copy, a clone (editable install) the
+top-level folder. Either way there is exactly one set of revisions.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+# Our own version table, so that another Alembic user of the same database never collides with it.
+VERSION_TABLE = "edi_storage_version"
+
+
+@cache
+def script_location() -> Path:
+    shipped = Path(str(files("edi_storage"))) / "_alembic"
+    if (shipped / "env.py").is_file():
+        return shipped
+    source_tree = Path(__file__).resolve().parents[3] / "alembic"
+    if (source_tree / "env.py").is_file():
+        return source_tree
+    raise FileNotFoundError(
+        f"edi-storage's migrations are missing: neither {shipped} nor {source_tree} holds env.py"
+    )
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config for our revisions; the caller puts a connection in ``attributes`` to reuse it."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+@cache
+def script_directory() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    head = script_directory().get_current_head()
+    assert head is not None, "the migration history has no head"
+    return head
+
+
+def known_revisions() -> set[str]:
+    return {rev.revision for rev in script_directory().walk_revisions()}

@@ -1,0 +1,28 @@
+"""Declarative ORM models, one module per area; importing this package registers every table."""
+
+from edi_storage.models.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from edi_storage.models.sessions import (
+    SESSION_CHILDREN,
+    EditSession,
+    Entity,
+    FeedbackType,
+    Prompt,
+    SessionStatus,
+    UserFeedback,
+    Validation,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "SESSION_CHILDREN",
+    "Base",
+    "EditSession",
+    "Entity",
+    "FeedbackType",
+    "Prompt",
+    "SessionStatus",
+    "UTCDateTime",
+    "UserFeedback",
+    "Validation",
+    "utcnow",
+]

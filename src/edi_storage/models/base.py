@@ -1,0 +1,92 @@
+"""The declarative base every edi-storage model shares.
+
+One registry carries the three decisions that must hold for every table, so that no model can forget them:
+
+* a constraint naming convention, because Alembic's batch mode on SQLite can only drop or recreate
+  constraints it can name, and silently loses unnamed CHECK constraints when it rebuilds a table;
+* a ``type_annotation_map`` so that ``Mapped[datetime]`` always means timezone-aware UTC and
+  ``Mapped[dict[str, Any]]`` / ``Mapped[list[...]]`` always mean real, portable JSON (JSONB on PostgreSQL);
+* ``Text`` for every string, as the reference schema declares, so adopted databases keep their types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.mutable import MutableDict, MutableList
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, aware, in UTC: the only clock the models use (never ``datetime.now()`` evaluated at import)."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on the way out, whatever the dialect stores.
+
+    SQLite has no time zone type, so values are stored as naive UTC there (the format SQLite's own
+    ``CURRENT_TIMESTAMP`` uses, which keeps server defaults and raw SQL writers consistent); PostgreSQL
+    gets ``TIMESTAMP WITH TIME ZONE``. A naive value coming in is taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware.replace(tzinfo=None) if dialect.name == "sqlite" else aware
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSON that is SQL NULL when the Python value is None (not the JSON literal 'null'), JSONB on PostgreSQL.
+PortableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        str: Text(),
+        float: Float(),
+        datetime: UTCDateTime(),
+        # Mutable wrappers make in-place edits (obj.meta["k"] = v) visible to the unit of work.
+        dict[str, Any]: MutableDict.as_mutable(PortableJSON),
+        list[str]: MutableList.as_mutable(PortableJSON),
+        list[float]: MutableList.as_mutable(PortableJSON),
+    }
+
+
+class CreatedAt:
+    """``created_at``, set once by Python (microsecond precision) or by the database for raw SQL inserts."""
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.current_timestamp())
+
+
+class Timestamps(CreatedAt):
+    """``created_at`` plus an ``updated_at`` that every ORM UPDATE refreshes.
+
+    Core UPDATE statements issued by the services set ``updated_at`` themselves: ``onupdate`` only fires
+    for statements that SQLAlchemy builds from ORM state or table-level ``update()`` without a value.
+    """
+
+    updated_at: Mapped[datetime] = mapped_column(
+        default=utcnow, onupdate=utcnow, server_default=func.current_timestamp()
+    )
