@@ -16,6 +16,7 @@ PostgreSQL gets psycopg 3 and ``pool_pre_ping`` so that a dropped connection is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,21 @@ def normalise_url(url: str | URL) -> URL:
     return parsed
 
 
-def create_storage_engine(url: str | URL, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> Engine:
+def create_storage_engine(
+    url: str | URL,
+    *,
+    busy_timeout_ms: int = 30_000,
+    echo: bool = False,
+    creator: Callable[[], Any] | None = None,
+) -> Engine:
     parsed = normalise_url(url)
     if is_sqlite(parsed):
-        return _sqlite_engine(parsed, busy_timeout_ms=busy_timeout_ms, echo=echo)
-    return create_engine(parsed, pool_pre_ping=True, echo=echo)
+        return _sqlite_engine(parsed, busy_timeout_ms=busy_timeout_ms, echo=echo, creator=creator)
+    extra: dict[str, Any] = {"creator": creator} if creator is not None else {}
+    return create_engine(parsed, pool_pre_ping=True, echo=echo, **extra)
 
 
-def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool) -> Engine:
+def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool, creator: Callable[[], Any] | None) -> Engine:
     path = sqlite_file(url)
     if path is not None and not path.parent.exists():
         raise DatabaseUnavailable(
@@ -68,6 +76,8 @@ def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool) -> Engine:
     if path is None:
         kwargs["poolclass"] = StaticPool
         kwargs["connect_args"]["check_same_thread"] = False
+    if creator is not None:
+        kwargs["creator"] = creator
     engine = create_engine(url, **kwargs)
     install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms, wal=path is not None)
     return engine

@@ -1,0 +1,67 @@
+"""Building blocks every schema shares, and the one place Pydantic errors become ``InvalidInput``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from edi_storage.errors import FieldError, InvalidInput
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store NUL in text; refusing it everywhere keeps SQLite and PostgreSQL equal.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _aware_utc(value: datetime) -> datetime:
+    """A naive datetime is taken to be UTC; everything comes back aware, in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+RequiredText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Percent = Annotated[float, Field(ge=0.0, le=100.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+UTCDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+JSONObject = dict[str, Any]
+
+
+class InputModel(BaseModel):
+    """Input: unknown fields are errors (a typo must not be silently dropped), NaN and infinity too."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def field_errors(error: ValidationError, prefix: str = "") -> list[FieldError]:
+    return [
+        FieldError(
+            field=prefix + ".".join(str(part) for part in e["loc"]) if e["loc"] else prefix.rstrip(".") or "input",
+            message=e["msg"],
+            value=e.get("input"),
+        )
+        for e in error.errors(include_url=False)
+    ]
+
+
+def parse(model: type[M], data: M | Mapping[str, Any], *, prefix: str = "") -> M:
+    """Validate ``data`` as ``model`` (an instance passes through); InvalidInput names every bad field."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(field_errors(exc, prefix)) from None

@@ -1,0 +1,349 @@
+"""The session service: the reference design's operations, with typed errors instead of ``False``.
+
+Every method validates its input first (``InvalidInput`` names the field and the value), then writes in
+one transaction: its own, or the unit of work's it was created in. Writes of whole graphs go through
+one path, ``_write_graphs``, for a single save and a batch alike: parents and children are inserted with
+one multi-row statement per table, and a session that already exists is replaced (its children deleted
+and written again), never duplicated. Reads build their output from rows, not ORM objects, and load a
+whole graph in five queries whatever its size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from edi_storage.errors import FieldError, InvalidInput, NotFound
+from edi_storage.models.base import utcnow
+from edi_storage.models.sessions import (
+    SESSION_CHILDREN,
+    EditSession,
+    Entity,
+    Prompt,
+    SessionStatus,
+    UserFeedback,
+    Validation,
+)
+from edi_storage.schemas.common import InputModel, Score, parse
+from edi_storage.schemas.sessions import (
+    EntityIn,
+    FeedbackIn,
+    HistoryQuery,
+    OrderBy,
+    PromptIn,
+    SessionCreate,
+    SessionDetail,
+    SessionStatistics,
+    SessionSummary,
+    ValidationIn,
+)
+
+if TYPE_CHECKING:
+    from edi_storage.storage import Storage
+
+SessionInput = SessionCreate | Mapping[str, Any]
+
+_SUMMARY_COLUMNS = [getattr(EditSession, name) for name in SessionSummary.model_fields]
+_SESSION_FIELDS = (
+    "image_path", "naive_prompt", "status", "final_alignment_score", "processing_time", "model_version",
+    "session_tags", "session_metadata", "user_id", "project_id",
+)  # fmt: skip
+_ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
+    OrderBy.CREATED_DESC: (EditSession.created_at.desc(), EditSession.id.desc()),
+    OrderBy.CREATED_ASC: (EditSession.created_at.asc(), EditSession.id.asc()),
+    OrderBy.SCORE_DESC: (EditSession.final_alignment_score.desc().nulls_last(), EditSession.id.desc()),
+    OrderBy.SCORE_ASC: (EditSession.final_alignment_score.asc().nulls_last(), EditSession.id.asc()),
+    OrderBy.UPDATED_DESC: (EditSession.updated_at.desc(), EditSession.id.desc()),
+}
+
+
+def escape_like(term: str) -> str:
+    """``%`` and ``_`` in user text are literal characters, not wildcards."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class SessionService:
+    """Bound either to a ``Storage`` (each call its own transaction) or to a unit of work's session."""
+
+    def __init__(self, *, storage: Storage | None = None, session: Session | None = None) -> None:
+        if (storage is None) == (session is None):
+            raise TypeError("SessionService needs exactly one of storage or session")
+        self._storage = storage
+        self._session = session
+
+    @contextmanager
+    def _tx(self, *, readonly: bool = False) -> Iterator[Session]:
+        if self._session is not None:
+            yield self._session
+            return
+        assert self._storage is not None
+        with self._storage.unit_of_work(readonly=readonly) as uow:
+            yield uow.session
+
+    # -- whole graphs ----------------------------------------------------------------------------
+    def save_session(self, data: SessionInput) -> str:
+        """Store a whole graph in one transaction and return its id (a new UUID4 when none is given)."""
+        item = parse(SessionCreate, data)
+        with self._tx() as s:
+            return _write_graphs(s, [item])[0]
+
+    def batch_save_sessions(self, items: Sequence[SessionInput]) -> list[str]:
+        """All or nothing: every item is validated before anything is written; errors name the index."""
+        errors: list[FieldError] = []
+        parsed: list[SessionCreate] = []
+        for index, data in enumerate(items):
+            try:
+                parsed.append(parse(SessionCreate, data, prefix=f"[{index}]."))
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        seen: dict[str, int] = {}
+        for index, item in enumerate(parsed if not errors else []):
+            if item.id is not None and item.id in seen:
+                errors.append(FieldError(f"[{index}].id", f"repeats the id of item {seen[item.id]}", item.id))
+            elif item.id is not None:
+                seen[item.id] = index
+        if errors:
+            raise InvalidInput(errors, context=f"batch of {len(items)} sessions rejected, nothing written")
+        with self._tx() as s:
+            return _write_graphs(s, parsed)
+
+    def load_session(self, session_id: str) -> SessionDetail | None:
+        """The whole graph, children in order, in five queries; None when there is no such session."""
+        with self._tx(readonly=True) as s:
+            row = s.execute(select(EditSession.__table__).where(EditSession.id == session_id)).first()
+            if row is None:
+                return None
+            children = {
+                "prompts": _rows(s, Prompt, session_id, Prompt.iteration, Prompt.id),
+                "entities": _rows(s, Entity, session_id, Entity.id),
+                "validations": _rows(s, Validation, session_id, Validation.attempt_number, Validation.id),
+                "feedback": _rows(s, UserFeedback, session_id, UserFeedback.created_at, UserFeedback.id),
+            }
+        # bbox is stored in the reference column bbox_json.
+        children["entities"] = [{**e, "bbox": e["bbox_json"]} for e in children["entities"]]
+        feedback = children["feedback"]
+        return SessionDetail.model_validate(
+            {**row._mapping, **children, "user_feedback": feedback[-1] if feedback else None}
+        )
+
+    # -- one step at a time ----------------------------------------------------------------------
+    def add_prompt_iteration(self, session_id: str, prompt: PromptIn | Mapping[str, Any]) -> int:
+        item = parse(PromptIn, prompt)
+        with self._tx() as s:
+            return self._add_children(s, session_id, Prompt, [_prompt_row(session_id, item)])[0]
+
+    def add_entities(self, session_id: str, entities: Sequence[EntityIn | Mapping[str, Any]]) -> list[int]:
+        items = [parse(EntityIn, e, prefix=f"[{i}].") for i, e in enumerate(entities)]
+        with self._tx() as s:
+            return self._add_children(s, session_id, Entity, [_entity_row(session_id, e) for e in items])
+
+    def record_validation(self, session_id: str, validation: ValidationIn | Mapping[str, Any]) -> int:
+        item = parse(ValidationIn, validation)
+        with self._tx() as s:
+            return self._add_children(s, session_id, Validation, [_validation_row(session_id, item)])[0]
+
+    def record_feedback(self, session_id: str, feedback: FeedbackIn | Mapping[str, Any]) -> int:
+        item = parse(FeedbackIn, feedback)
+        with self._tx() as s:
+            return self._add_children(s, session_id, UserFeedback, [_feedback_row(session_id, item)])[0]
+
+    def _add_children(
+        self, s: Session, session_id: str, model: type[Any], rows: list[dict[str, Any]]
+    ) -> list[int]:
+        _touch(s, session_id)
+        if not rows:
+            return []
+        table = model.__table__
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(s.execute(statement, rows).scalars())
+
+    def update_session_status(
+        self, session_id: str, status: SessionStatus | str, final_alignment_score: float | None = None
+    ) -> None:
+        query = parse(_StatusUpdate, {"status": status, "final_alignment_score": final_alignment_score})
+        values: dict[str, Any] = {"status": query.status.value, "updated_at": utcnow()}
+        if query.final_alignment_score is not None:
+            values["final_alignment_score"] = query.final_alignment_score
+        with self._tx() as s:
+            result = s.execute(update(EditSession.__table__).where(EditSession.id == session_id).values(values))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound("session", session_id)
+
+    def delete_session(self, session_id: str) -> None:
+        """Delete a session; the database's ON DELETE CASCADE removes its children in the same statement."""
+        with self._tx() as s:
+            result = s.execute(delete(EditSession.__table__).where(EditSession.id == session_id))
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound("session", session_id)
+
+    # -- history ---------------------------------------------------------------------------------
+    def query_history(
+        self,
+        limit: int = 50,
+        offset: int = 0,
+        status_filter: SessionStatus | str | None = None,
+        date_from: datetime | str | None = None,
+        date_to: datetime | str | None = None,
+        min_score: float | None = None,
+        search_term: str | None = None,
+        order_by: OrderBy | str = OrderBy.CREATED_DESC,
+    ) -> list[SessionSummary]:
+        query = parse(
+            HistoryQuery,
+            {
+                "limit": limit, "offset": offset, "status_filter": status_filter, "date_from": date_from,
+                "date_to": date_to, "min_score": min_score, "search_term": search_term, "order_by": order_by,
+            },
+        )  # fmt: skip
+        return self._summaries(query)
+
+    def _summaries(self, query: HistoryQuery) -> list[SessionSummary]:
+        statement = (
+            select(*_SUMMARY_COLUMNS)
+            .where(*_filters(query))
+            .order_by(*_ORDERINGS[query.order_by])
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        with self._tx(readonly=True) as s:
+            return [SessionSummary.model_validate(row) for row in s.execute(statement)]
+
+    def get_recent_sessions(self, count: int = 10) -> list[SessionSummary]:
+        return self.query_history(limit=count)
+
+    def search_sessions(self, term: str, limit: int = 20) -> list[SessionSummary]:
+        return self.query_history(limit=limit, search_term=term)
+
+    def get_successful_sessions(self, min_score: float = 0.7, limit: int = 50) -> list[SessionSummary]:
+        return self.query_history(
+            limit=limit, status_filter=SessionStatus.COMPLETED, min_score=min_score, order_by=OrderBy.SCORE_DESC
+        )
+
+    def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
+        query = parse(HistoryQuery, {"status_filter": status_filter})
+        with self._tx(readonly=True) as s:
+            return s.scalar(select(func.count()).select_from(EditSession).where(*_filters(query))) or 0
+
+    def get_statistics(self) -> SessionStatistics:
+        """Counts per status and the completed sessions' average score, in one grouped query."""
+        completed_score = case(
+            (EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score)
+        )
+        statement = select(EditSession.status, func.count(), func.avg(completed_score)).group_by(
+            EditSession.status
+        )
+        with self._tx(readonly=True) as s:
+            rows = s.execute(statement).all()
+        breakdown = Counter({status: count for status, count, _ in rows})
+        total = sum(breakdown.values())
+        average = next((avg for status, _, avg in rows if status == SessionStatus.COMPLETED.value), None)
+        completed = breakdown[SessionStatus.COMPLETED.value]
+        return SessionStatistics(
+            total_sessions=total,
+            status_breakdown=dict(breakdown),
+            average_alignment_score=None if average is None else round(float(average), 3),
+            successful_rate=round(completed / total * 100, 1) if total else 0.0,
+        )
+
+
+class _StatusUpdate(InputModel):
+    status: SessionStatus
+    final_alignment_score: Score | None = None
+
+
+def _filters(query: HistoryQuery) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = []
+    if query.status_filter is not None:
+        filters.append(EditSession.status == query.status_filter.value)
+    if query.date_from is not None:
+        filters.append(EditSession.created_at >= query.date_from)
+    if query.date_to is not None:
+        filters.append(EditSession.created_at <= query.date_to)
+    if query.min_score is not None:
+        filters.append(EditSession.final_alignment_score >= query.min_score)
+    if query.search_term:
+        pattern = f"%{escape_like(query.search_term)}%"
+        filters.append(
+            EditSession.image_path.ilike(pattern, escape="\\") | EditSession.naive_prompt.ilike(pattern, escape="\\")
+        )
+    return filters
+
+
+def _rows(s: Session, model: type[Any], session_id: str, *order: Any) -> list[dict[str, Any]]:
+    statement = select(model.__table__).where(model.session_id == session_id).order_by(*order)
+    return [dict(row) for row in s.execute(statement).mappings()]
+
+
+def _touch(s: Session, session_id: str) -> None:
+    """Bump the session's updated_at; NotFound when it does not exist (before any child is written)."""
+    result = s.execute(
+        update(EditSession.__table__).where(EditSession.id == session_id).values(updated_at=utcnow())
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound("session", session_id)
+
+
+def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
+    """Insert new sessions and replace existing ones, with one multi-row INSERT per table."""
+    now = utcnow()
+    ids = [item.id or str(uuid.uuid4()) for item in items]
+    existing = set(s.scalars(select(EditSession.id).where(EditSession.id.in_([i for i in ids if i]))))
+    new_rows: list[dict[str, Any]] = []
+    for session_id, item in zip(ids, items, strict=True):
+        fields = {name: getattr(item, name) for name in _SESSION_FIELDS}
+        fields["status"] = item.status.value
+        if session_id in existing:
+            values = {**fields, "updated_at": now}
+            if item.created_at is not None:
+                values["created_at"] = item.created_at
+            s.execute(update(EditSession.__table__).where(EditSession.id == session_id).values(values))
+        else:
+            new_rows.append({"id": session_id, **fields, "created_at": item.created_at or now, "updated_at": now})
+    if existing:
+        for child in SESSION_CHILDREN:
+            s.execute(delete(child.__table__).where(child.session_id.in_(existing)))
+    if new_rows:
+        s.execute(insert(EditSession.__table__), new_rows)
+    children: dict[type[Any], list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
+    for session_id, item in zip(ids, items, strict=True):
+        children[Prompt].extend(_prompt_row(session_id, p, now) for p in item.prompts)
+        children[Entity].extend(_entity_row(session_id, e) for e in item.entities)
+        children[Validation].extend(_validation_row(session_id, v, now) for v in item.validations)
+        children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in item.all_feedback())
+    for model, rows in children.items():
+        if rows:
+            s.execute(insert(model.__table__), rows)
+    for session_id in existing:  # anything loaded earlier in this unit of work is now stale
+        if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:  # type: ignore[attr-defined]
+            s.expire(obj)
+    return ids
+
+
+def _prompt_row(session_id: str, p: PromptIn, now: datetime | None = None) -> dict[str, Any]:
+    created = p.created_at or now or utcnow()
+    return {"session_id": session_id, **p.model_dump(exclude={"created_at"}), "created_at": created,
+            "updated_at": created}  # fmt: skip
+
+
+def _entity_row(session_id: str, e: EntityIn) -> dict[str, Any]:
+    data = e.model_dump(exclude={"bbox"})
+    return {"session_id": session_id, **data, "bbox_json": e.bbox}
+
+
+def _validation_row(session_id: str, v: ValidationIn, now: datetime | None = None) -> dict[str, Any]:
+    return {"session_id": session_id, **v.model_dump(exclude={"created_at"}), "created_at": v.created_at or now or utcnow()}
+
+
+def _feedback_row(session_id: str, f: FeedbackIn, now: datetime | None = None) -> dict[str, Any]:
+    created = f.created_at or now or utcnow()
+    data = f.model_dump(exclude={"created_at"})
+    data["feedback_type"] = f.feedback_type.value
+    return {"session_id": session_id, **data, "created_at": created, "updated_at": created}
+

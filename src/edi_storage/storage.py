@@ -1,0 +1,144 @@
+"""``Storage``: one database, its engine, its schema version, and units of work over it.
+
+Each service call on ``storage.sessions`` runs in a transaction of its own; inside
+``storage.unit_of_work()`` every call joins one transaction that commits once at the end or rolls back
+on any exception. The schema is checked once, at the first unit of work: a database behind the code is
+refused with the command that fixes it, never silently used or silently migrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from alembic import command
+from sqlalchemy import URL, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from edi_storage.config import Settings
+from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url
+from edi_storage.error_mapping import database_errors
+from edi_storage.errors import SchemaOutOfDate, SchemaTooNew, SchemaUnrecognised
+from edi_storage.migrate.scripts import alembic_config
+from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema
+from edi_storage.services.sessions import SessionService
+
+
+class UnitOfWork:
+    """One transaction: the SQLAlchemy session and the services bound to it."""
+
+    def __init__(self, session: Session, actor: str | None) -> None:
+        self.session = session
+        self.actor = actor
+        self.sessions = SessionService(session=session)
+
+
+class Storage:
+    """The storage of one database.
+
+    ``Storage()`` opens ``./edi_sessions.db`` (or ``EDI_STORAGE_URL``); a new, empty database is created
+    at the newest schema. ``auto_upgrade=True`` also upgrades an older one (after a checked backup).
+    ``creator`` hands SQLAlchemy a ready DBAPI connection (tests copy a migrated template into memory).
+    """
+
+    def __init__(
+        self,
+        url: str | URL | None = None,
+        *,
+        auto_upgrade: bool | None = None,
+        backup_before_upgrade: bool | None = None,
+        busy_timeout_ms: int | None = None,
+        echo: bool | None = None,
+        creator: Callable[[], Any] | None = None,
+    ) -> None:
+        given = {
+            "auto_upgrade": auto_upgrade,
+            "backup_before_upgrade": backup_before_upgrade,
+            "busy_timeout_ms": busy_timeout_ms,
+            "echo": echo,
+        }
+        if url is not None:
+            given["url"] = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+        self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        self.url = normalise_url(self.settings.url)
+        self.engine: Engine = create_storage_engine(
+            self.url, busy_timeout_ms=self.settings.busy_timeout_ms, echo=self.settings.echo, creator=creator
+        )
+        self._writer = sessionmaker(self.engine.execution_options(**{WRITE_INTENT: True}), expire_on_commit=False)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._schema_ok = False
+        self.sessions = SessionService(storage=self)
+
+        status = self.schema_status()
+        if status.state is SchemaState.EMPTY or (
+            self.settings.auto_upgrade and status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}
+        ):
+            self.upgrade()
+
+    # -- schema ----------------------------------------------------------------------------------
+    def schema_status(self) -> SchemaStatus:
+        with database_errors(), self.engine.connect() as connection:
+            return inspect_schema(connection)
+
+    def current_revision(self) -> str | None:
+        return self.schema_status().revision
+
+    def upgrade(self, *, backup: bool | None = None) -> None:
+        """``alembic upgrade head`` on this database, with the same revisions, lock and backup."""
+        config = alembic_config(self.url.render_as_string(hide_password=False))
+        config.attributes["edi_storage.upgrade"] = True
+        config.attributes["edi_storage.backup"] = (
+            self.settings.backup_before_upgrade if backup is None else backup
+        )
+        with database_errors(), self.engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        self._schema_ok = False
+
+    def ensure_current(self) -> None:
+        if self._schema_ok:
+            return
+        status = self.schema_status()
+        if status.state is SchemaState.CURRENT:
+            self._schema_ok = True
+            return
+        if status.state is SchemaState.AHEAD:
+            raise SchemaTooNew(
+                f"the database is at revision {status.revision!r}, newer than this edi-storage knows "
+                f"({status.head!r}); upgrade edi-storage (pip install -U edi-storage)"
+            )
+        if status.state is SchemaState.UNRECOGNISED:
+            raise SchemaUnrecognised("the database is not an edi-storage database: " + "; ".join(status.differences))
+        where = "a reference-implementation database" if status.state is SchemaState.REFERENCE else (
+            f"at revision {status.revision!r}" if status.revision else "without edi-storage tables"
+        )
+        raise SchemaOutOfDate(
+            f"the database is {where}, behind the code ({status.head!r}); run `edi-storage upgrade` "
+            f"(or `alembic upgrade head` with EDI_STORAGE_URL set, or Storage(..., auto_upgrade=True))"
+        )
+
+    # -- transactions ----------------------------------------------------------------------------
+    @contextmanager
+    def unit_of_work(self, *, actor: str | None = None, readonly: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction over several service calls: commits at the end, rolls back on any exception.
+
+        A writing unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE) and so queues behind
+        another writer; ``readonly=True`` starts a plain read transaction, which under WAL never waits.
+        """
+        self.ensure_current()
+        factory = self._reader if readonly else self._writer
+        with database_errors(), factory() as session, session.begin():
+            yield UnitOfWork(session, actor)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Storage({self.url.render_as_string(hide_password=True)!r})"
