@@ -60,93 +60,95 @@ def updated_at() -> sa.Column[object]:
     return sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False)
 
 
-CHANGES: dict[str, TableChange] = {
-    "sessions": TableChange(
-        added=[
-            sa.Column("processing_time", sa.Float),
-            sa.Column("model_version", sa.Text),
-            sa.Column("session_tags", JSON),
-            sa.Column("session_metadata", JSON),
-            sa.Column("user_id", sa.Text),
-            sa.Column("project_id", sa.Text),
-        ],
-        required=["status"],
-        timestamps=["created_at"],
-        defaults={"status": "'in_progress'"},
-        checks={
-            "final_alignment_score": between("final_alignment_score", 0, 1),
-            "processing_time": "processing_time >= 0",
-            "id_not_empty": "length(id) > 0",
-        },
-        indexes=[
-            ["created_at"],
-            ["status", "created_at"],
-            ["final_alignment_score"],
-            ["status", "final_alignment_score", "created_at"],
-        ],
-        child=False,
-    ),
-    "prompts": TableChange(
-        added=[
-            sa.Column("generation_time", sa.Float),
-            sa.Column("model_confidence", sa.Float),
-            sa.Column("prompt_metadata", JSON),
-            sa.Column("generation_parameters", JSON),
-            updated_at(),
-        ],
-        required=["iteration", "positive_prompt", "negative_prompt"],
-        timestamps=["created_at"],
-        defaults={"negative_prompt": "''"},
-        checks={
-            "iteration": "iteration >= 0",
-            "quality_score": between("quality_score", 0, 1),
-            "generation_time": "generation_time >= 0",
-            "model_confidence": between("model_confidence", 0, 1),
-        },
-        indexes=[["session_id", "iteration"]],
-    ),
-    "entities": TableChange(
-        added=[
-            sa.Column("embedding_vector", JSON),
-            sa.Column("semantic_label", sa.Text),
-            sa.Column("entity_metadata", JSON),
-            sa.Column("quality_score", sa.Float),
-        ],
-        required=["entity_id", "label", "confidence"],
-        to_json=["bbox_json"],
-        checks={
-            "confidence": between("confidence", 0, 1),
-            "area_percent": between("area_percent", 0, 100),
-            "quality_score": between("quality_score", 0, 1),
-            "color_hex": HEX_COLOUR_SQL,
-        },
-        indexes=[["session_id"]],
-    ),
-    "validations": TableChange(
-        added=[
-            sa.Column("processing_details", JSON),
-            sa.Column("quality_metrics", JSON),
-            sa.Column("validation_metadata", JSON),
-            sa.Column("user_ratings", JSON),
-        ],
-        required=["attempt_number"],
-        timestamps=["created_at"],
-        checks={
-            "attempt_number": "attempt_number >= 0",
-            "alignment_score": between("alignment_score", 0, 1),
-            "preserved_count": "preserved_count >= 0",
-            "modified_count": "modified_count >= 0",
-            "unintended_count": "unintended_count >= 0",
-        },
-        indexes=[["session_id", "attempt_number"]],
-    ),
-    "user_feedback": TableChange(
-        added=[sa.Column("feedback_metadata", JSON), updated_at()],
-        required=["feedback_type"],
-        timestamps=["created_at"],
-        indexes=[["session_id", "created_at"]],
-    ),
-}
+def table_changes() -> dict[str, TableChange]:
+    """What revision 0002 does to each table; built afresh on each call, as a Column joins one table only."""
+    return {
+        "sessions": TableChange(
+            added=[
+                sa.Column("processing_time", sa.Float),
+                sa.Column("model_version", sa.Text),
+                sa.Column("session_tags", JSON),
+                sa.Column("session_metadata", JSON),
+                sa.Column("user_id", sa.Text),
+                sa.Column("project_id", sa.Text),
+            ],
+            required=["status"],
+            timestamps=["created_at"],
+            defaults={"status": "'in_progress'"},
+            checks={
+                "final_alignment_score": between("final_alignment_score", 0, 1),
+                "processing_time": "processing_time >= 0",
+                "id_not_empty": "length(id) > 0",
+            },
+            indexes=[
+                ["created_at"],
+                ["status", "created_at"],
+                ["final_alignment_score"],
+                ["status", "final_alignment_score", "created_at"],
+            ],
+            child=False,
+        ),
+        "prompts": TableChange(
+            added=[
+                sa.Column("generation_time", sa.Float),
+                sa.Column("model_confidence", sa.Float),
+                sa.Column("prompt_metadata", JSON),
+                sa.Column("generation_parameters", JSON),
+                updated_at(),
+            ],
+            required=["iteration", "positive_prompt", "negative_prompt"],
+            timestamps=["created_at"],
+            defaults={"negative_prompt": "''"},
+            checks={
+                "iteration": "iteration >= 0",
+                "quality_score": between("quality_score", 0, 1),
+                "generation_time": "generation_time >= 0",
+                "model_confidence": between("model_confidence", 0, 1),
+            },
+            indexes=[["session_id", "iteration"]],
+        ),
+        "entities": TableChange(
+            added=[
+                sa.Column("embedding_vector", JSON),
+                sa.Column("semantic_label", sa.Text),
+                sa.Column("entity_metadata", JSON),
+                sa.Column("quality_score", sa.Float),
+            ],
+            required=["entity_id", "label", "confidence"],
+            to_json=["bbox_json"],
+            checks={
+                "confidence": between("confidence", 0, 1),
+                "area_percent": between("area_percent", 0, 100),
+                "quality_score": between("quality_score", 0, 1),
+                "color_hex": HEX_COLOUR_SQL,
+            },
+            indexes=[["session_id"]],
+        ),
+        "validations": TableChange(
+            added=[
+                sa.Column("processing_details", JSON),
+                sa.Column("quality_metrics", JSON),
+                sa.Column("validation_metadata", JSON),
+                sa.Column("user_ratings", JSON),
+            ],
+            required=["attempt_number"],
+            timestamps=["created_at"],
+            checks={
+                "attempt_number": "attempt_number >= 0",
+                "alignment_score": between("alignment_score", 0, 1),
+                "preserved_count": "preserved_count >= 0",
+                "modified_count": "modified_count >= 0",
+                "unintended_count": "unintended_count >= 0",
+            },
+            indexes=[["session_id", "attempt_number"]],
+        ),
+        "user_feedback": TableChange(
+            added=[sa.Column("feedback_metadata", JSON), updated_at()],
+            required=["feedback_type"],
+            timestamps=["created_at"],
+            indexes=[["session_id", "created_at"]],
+        ),
+    }
 
 
 def server_default(sql: str | None) -> sa.TextClause | None:
@@ -183,12 +185,13 @@ def upgrade() -> None:
     if legacy_updated_at:
         op.execute("UPDATE sessions SET updated_at = COALESCE(updated_at, created_at)")
 
+    changes = table_changes()
     for table in BASE_TABLES:
-        change = CHANGES[table]
+        change = changes[table]
         batch_args = {"recreate": "always", "copy_from": base.tables[table]} if sqlite else {}
         with op.batch_alter_table(table, **batch_args) as batch:  # type: ignore[arg-type]
             for column in change.added:
-                batch.add_column(column.copy())
+                batch.add_column(column)
             if table == "sessions":
                 if legacy_updated_at:
                     batch.alter_column(
@@ -230,8 +233,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     base = base_metadata()
+    changes = table_changes()
     for table in reversed(BASE_TABLES):
-        change = CHANGES[table]
+        change = changes[table]
         batch_args = {"recreate": "always"} if is_sqlite() else {}
         with op.batch_alter_table(table, **batch_args) as batch:  # type: ignore[arg-type]
             for columns in change.indexes:

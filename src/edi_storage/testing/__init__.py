@@ -1,0 +1,35 @@
+"""Test support shipped with the package: factory-boy factories and pytest fixtures.
+
+Applications built on edi-storage use them in their own tests (``pytest_plugins =
+["edi_storage.testing.fixtures"]``); ``edi-storage demo`` and the benchmark use the input factories.
+"""
+
+from edi_storage.testing.factories import (
+    EntityFactory,
+    EntityInFactory,
+    FeedbackFactory,
+    FeedbackInFactory,
+    PromptFactory,
+    PromptInFactory,
+    SessionCreateFactory,
+    SessionFactory,
+    ValidationFactory,
+    ValidationInFactory,
+    bind_factories,
+    seed,
+)
+
+__all__ = [
+    "EntityFactory",
+    "EntityInFactory",
+    "FeedbackFactory",
+    "FeedbackInFactory",
+    "PromptFactory",
+    "PromptInFactory",
+    "SessionCreateFactory",
+    "SessionFactory",
+    "ValidationFactory",
+    "ValidationInFactory",
+    "bind_factories",
+    "seed",
+]

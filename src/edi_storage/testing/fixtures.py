@@ -1,0 +1,104 @@
+"""pytest fixtures: a fresh, migrated database per test, fast.
+
+Enable with ``pytest_plugins = ["edi_storage.testing.fixtures"]`` in a conftest.py.
+
+SQLite: the migrations run once per test run into a template file; each test gets its own in-memory
+copy of it, made with SQLite's backup API (a millisecond), so tests are isolated without the savepoint
+tricks that pysqlite's transaction handling makes unreliable.
+
+PostgreSQL (when ``EDI_STORAGE_TEST_POSTGRES_URL`` is set, e.g. ``postgresql://postgres@127.0.0.1/test``):
+a scratch database is created and migrated once per run; each test starts from empty tables.
+The ``storage`` fixture then runs every test that uses it on both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import URL, create_engine, text
+
+from edi_storage.engine import normalise_url
+from edi_storage.models import Base
+from edi_storage.storage import Storage
+
+POSTGRES_ENV = "EDI_STORAGE_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> URL | None:
+    value = os.environ.get(POSTGRES_ENV)
+    return normalise_url(value) if value else None
+
+
+BACKENDS = ["sqlite"] + (["postgres"] if postgres_url() else [])
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file migrated to head once per run, never written by a test."""
+    path = tmp_path_factory.mktemp("edi-template") / "template.db"
+    Storage(f"sqlite:///{path}").close()
+    return path
+
+
+def sqlite_memory_copy(template: Path) -> Storage:
+    """A Storage over a private in-memory copy of ``template``."""
+    memory = sqlite3.connect(":memory:", check_same_thread=False)
+    with sqlite3.connect(template) as source:
+        source.backup(memory)
+    return Storage("sqlite://", creator=lambda: memory)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[URL]:
+    """A scratch PostgreSQL database, created and migrated once per run, dropped at the end."""
+    server = postgres_url()
+    if server is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    name = f"edi_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name)
+    try:
+        Storage(url).close()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def empty_postgres_tables(storage: Storage) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with storage.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, sqlite_template: Path) -> Iterator[Storage]:
+    """A migrated, empty database of its own for each test (SQLite, and PostgreSQL when configured)."""
+    if request.param == "sqlite":
+        store = sqlite_memory_copy(sqlite_template)
+    else:
+        store = Storage(request.getfixturevalue("postgres_database"))
+        empty_postgres_tables(store)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def sqlite_storage(sqlite_template: Path) -> Iterator[Storage]:
+    """Like ``storage`` but SQLite only, for tests of SQLite-specific behaviour (query plans, pragmas)."""
+    store = sqlite_memory_copy(sqlite_template)
+    try:
+        yield store
+    finally:
+        store.close()
+
