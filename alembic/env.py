@@ -35,7 +35,7 @@ from edi_storage.migrate.safety import (
     sqlite_migration_lock,
 )
 from edi_storage.migrate.scripts import VERSION_TABLE
-from edi_storage.migrate.state import BASE_REVISION, SchemaState, inspect_schema
+from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema
 from edi_storage.models import Base
 
 config = context.config
@@ -73,26 +73,29 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     return not (type_ == "table" and name == VERSION_TABLE)
 
 
-def classify_and_adopt(connection: Connection) -> tuple[str | None, str]:
-    """Refuse what must not be touched, adopt a reference database; returns (current, head)."""
+def classify(connection: Connection) -> SchemaStatus:
+    """Refuse, untouched, a database this release must not migrate; otherwise say where it stands."""
     with connection.begin():
         status = inspect_schema(connection)
-        if status.state is SchemaState.AHEAD:
-            raise SchemaTooNew(
-                f"the database is at revision {status.revision!r}, which this release of edi-storage does "
-                f"not know (its newest is {status.head!r}); upgrade edi-storage instead. Nothing was changed."
-            )
-        if status.state is SchemaState.UNRECOGNISED:
-            raise SchemaUnrecognised(
-                "the database has edi-storage's table names but neither its schema history nor the "
-                "reference shape: " + "; ".join(status.differences) + ". Nothing was changed."
-            )
-        if status.state is not SchemaState.REFERENCE:
-            return status.revision, status.head
-        MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).stamp(
-            context.script, BASE_REVISION
+    if status.state is SchemaState.AHEAD:
+        raise SchemaTooNew(
+            f"the database is at revision {status.revision!r}, which this release of edi-storage does "
+            f"not know (its newest is {status.head!r}); upgrade edi-storage instead. Nothing was changed."
         )
-        return BASE_REVISION, status.head
+    if status.state is SchemaState.UNRECOGNISED:
+        raise SchemaUnrecognised(
+            "the database has edi-storage's table names but neither its schema history nor the "
+            "reference shape: " + "; ".join(status.differences) + ". Nothing was changed."
+        )
+    return status
+
+
+def adopt(connection: Connection) -> None:
+    """Stamp a verified reference database at the base revision, inside the migration's transaction,
+    so that a migration that fails afterwards leaves it exactly as it was, unstamped."""
+    MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).stamp(
+        context.script, BASE_REVISION
+    )
 
 
 def restore_foreign_keys(connection: Connection) -> None:
@@ -113,10 +116,10 @@ def run_on(connection: Connection) -> None:
         if upgrading and file_path is not None:
             stack.enter_context(sqlite_migration_lock(file_path))
         backup: Path | None = None
-        if upgrading:
-            current, head = classify_and_adopt(connection)
-            if file_path is not None and current != head and backup_wanted() and sqlite_has_tables(file_path):
-                backup = backup_sqlite(file_path, pre_migration_backup_path(file_path, current, head))
+        status = classify(connection) if upgrading else None
+        if status is not None and status.state is not SchemaState.CURRENT:
+            if file_path is not None and backup_wanted() and sqlite_has_tables(file_path):
+                backup = backup_sqlite(file_path, pre_migration_backup_path(file_path, status.revision, status.head))
         if sqlite:
             set_sqlite_foreign_keys(connection, False)
             stack.callback(restore_foreign_keys, connection)
@@ -134,6 +137,8 @@ def run_on(connection: Connection) -> None:
             with context.begin_transaction():
                 if connection.dialect.name == "postgresql":
                     lock_postgres_for_migration(connection)
+                if status is not None and status.state is SchemaState.REFERENCE:
+                    adopt(connection)
                 context.run_migrations()
                 if sqlite:
                     violations = connection.execute(text("PRAGMA foreign_key_check")).fetchall()

@@ -79,11 +79,11 @@ def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool, creator: Calla
     if creator is not None:
         kwargs["creator"] = creator
     engine = create_engine(url, **kwargs)
-    install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms, wal=path is not None)
+    install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms)
     return engine
 
 
-def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, wal: bool) -> None:
+def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int) -> None:
     """Pragmas on connect and SQLAlchemy-emitted BEGIN [IMMEDIATE]; see the module docstring for why."""
 
     @event.listens_for(engine, "connect")
@@ -93,8 +93,6 @@ def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, wal: bool) -> 
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -103,6 +101,22 @@ def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int, wal: bool) -> 
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_INTENT, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def ensure_wal(engine: Engine) -> None:
+    """Put a SQLite file database in WAL mode (readers never wait on the writer).
+
+    The journal mode is stored in the file, so this runs once a database is known to be ours (after a
+    migration, or when its schema is found current) rather than on every connect: a database that
+    edi-storage refuses to use must not be changed, not even in its header.
+    """
+    if sqlite_file(engine.url) is None:
+        return
+    with engine.connect() as connection:
+        dbapi_connection = connection.connection.driver_connection
+        assert dbapi_connection is not None
+        if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
 
 
 def set_sqlite_foreign_keys(connection: Connection, enabled: bool) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edi_storage.config import Settings
-from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url
+from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, normalise_url
 from edi_storage.error_mapping import database_errors
 from edi_storage.errors import SchemaOutOfDate, SchemaTooNew, SchemaUnrecognised
 from edi_storage.migrate.scripts import alembic_config
@@ -101,6 +101,7 @@ class Storage:
             return
         status = self.schema_status()
         if status.state is SchemaState.CURRENT:
+            ensure_wal(self.engine)
             self._schema_ok = True
             return
         if status.state is SchemaState.AHEAD:

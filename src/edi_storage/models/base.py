@@ -18,7 +18,7 @@ from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -57,8 +57,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# JSON that is SQL NULL when the Python value is None (not the JSON literal 'null'), JSONB on PostgreSQL.
-PortableJSON = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+def portable_json() -> TypeEngine[Any]:
+    """JSON that is SQL NULL for a Python None (not the JSON literal 'null'); JSONB on PostgreSQL.
+
+    A new instance per use: ``Mutable*.as_mutable`` tracks columns by type instance, so a dict column and
+    a list column sharing one instance would get each other's wrapper.
+    """
+    return JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -68,9 +73,9 @@ class Base(DeclarativeBase):
         float: Float(),
         datetime: UTCDateTime(),
         # Mutable wrappers make in-place edits (obj.meta["k"] = v) visible to the unit of work.
-        dict[str, Any]: MutableDict.as_mutable(PortableJSON),
-        list[str]: MutableList.as_mutable(PortableJSON),
-        list[float]: MutableList.as_mutable(PortableJSON),
+        dict[str, Any]: MutableDict.as_mutable(portable_json()),
+        list[str]: MutableList.as_mutable(portable_json()),
+        list[float]: MutableList.as_mutable(portable_json()),
     }
 
 
