@@ -1,0 +1,134 @@
+"""SQLite as a real application database: WAL, pragmas, writers that queue instead of failing,
+typed errors for the faults a user can actually hit, and query plans that use the indexes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from edi_storage import Busy, DatabaseUnavailable, Storage
+from edi_storage.models import EditSession
+from edi_storage.services.sessions import _ORDERINGS, _SUMMARY_COLUMNS, _filters
+from edi_storage.schemas.sessions import HistoryQuery
+from edi_storage.testing import SessionCreateFactory
+
+
+def test_a_file_database_runs_in_wal_with_the_agreed_pragmas(tmp_path: Path) -> None:
+    with Storage(f"sqlite:///{tmp_path / 'w.db'}", busy_timeout_ms=1234) as storage:
+        storage.sessions.get_session_count()
+        with storage.engine.connect() as conn:
+            pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
+                      ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")}  # fmt: skip
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1, "busy_timeout": 1234}
+
+
+def test_a_second_writer_waits_for_the_first_instead_of_failing(tmp_path: Path) -> None:
+    """BEGIN IMMEDIATE: the second writer queues on the busy timeout, then succeeds."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    first, second = Storage(url), Storage(url)
+    holding = threading.Event()
+    done: list[str] = []
+
+    def slow_writer() -> None:
+        with first.unit_of_work() as uow:
+            uow.sessions.save_session(SessionCreateFactory.build())
+            holding.set()
+            time.sleep(0.5)
+        done.append("first")
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    holding.wait(5)
+    started = time.monotonic()
+    second.sessions.save_session(SessionCreateFactory.build())
+    waited = time.monotonic() - started
+    done.append("second")
+    thread.join()
+    assert done == ["first", "second"]
+    assert waited > 0.2, "the second writer waited for the lock rather than interleaving"
+    assert second.sessions.get_session_count() == 2
+    first.close()
+    second.close()
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    writer, reader = Storage(url), Storage(url)
+    writer.sessions.save_session(SessionCreateFactory.build())
+    with writer.unit_of_work() as uow:
+        uow.sessions.save_session(SessionCreateFactory.build())
+        started = time.monotonic()
+        assert reader.sessions.get_session_count() == 1, "the reader sees the last commit"
+        assert time.monotonic() - started < 1
+    writer.close()
+    reader.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_typed_busy_error(tmp_path: Path) -> None:
+    path = tmp_path / "b.db"
+    storage = Storage(f"sqlite:///{path}", busy_timeout_ms=100)
+    storage.sessions.get_session_count()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(Busy, match="locked"):
+            storage.sessions.save_session(SessionCreateFactory.build())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    storage.sessions.save_session(SessionCreateFactory.build())
+    assert storage.sessions.get_session_count() == 1, "the next call after the fault works"
+    storage.close()
+
+
+def test_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseUnavailable, match="does not exist"):
+        Storage(f"sqlite:///{tmp_path / 'nowhere' / 'x.db'}")
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database " * 100)
+    with pytest.raises(DatabaseUnavailable, match="not a database"):
+        Storage(f"sqlite:///{path}")
+    assert path.read_text().startswith("these are my notes")
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        ({}, "ix_sessions_created_at"),
+        ({"status_filter": "completed"}, "ix_sessions_status_created_at"),
+        ({"status_filter": "completed", "min_score": 0.7, "order_by": "final_alignment_score desc"},
+         "ix_sessions_status_final_alignment_score_created_at"),
+        ({"date_from": "2026-01-01T00:00:00Z"}, "ix_sessions_created_at"),
+    ],
+)  # fmt: skip
+def test_history_query_plans_use_the_indexes(sqlite_storage: Storage, query: dict[str, object], index: str) -> None:
+    parsed = HistoryQuery.model_validate(query)
+    statement = select(*_SUMMARY_COLUMNS).where(*_filters(parsed)).order_by(*_ORDERINGS[parsed.order_by]).limit(50)
+    assert index in explain(sqlite_storage, statement)
+
+
+def test_child_lookups_use_the_session_id_indexes(sqlite_storage: Storage) -> None:
+    for table, index in [("prompts", "ix_prompts_session_id_iteration"), ("entities", "ix_entities_session_id"),
+                         ("validations", "ix_validations_session_id_attempt_number"),
+                         ("user_feedback", "ix_user_feedback_session_id_created_at")]:  # fmt: skip
+        assert index in explain(sqlite_storage, text(f"SELECT * FROM {table} WHERE session_id = 'x'"))
+
+
+def test_statistics_and_counts_use_an_index(sqlite_storage: Storage) -> None:
+    statement = select(EditSession.status, text("count(*)")).group_by(EditSession.status)
+    assert "USING COVERING INDEX ix_sessions_status" in explain(sqlite_storage, statement)
+
+
+def explain(storage: Storage, statement: object) -> str:
+    with storage.engine.connect() as conn:
+        compiled = statement.compile(conn, compile_kwargs={"literal_binds": True})  # type: ignore[attr-defined]
+        rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").fetchall()
+    return " | ".join(str(row[-1]) for row in rows)
