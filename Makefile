@@ -1,0 +1,49 @@
+# edi-storage: `make demo` and `make test` work as the first command on a fresh clone.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: install demo test test-postgres test-all lint check-migrations migrate bench docs wheel-check clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)  ## create .venv and install edi-storage with its dev extras
+
+demo: install  ## create ./edi_sessions.db at head, fill it with sessions, show history and statistics
+	$(BIN)/edi-storage demo
+
+test: install  ## the SQLite suite (in-memory and temporary files; no server needed)
+	$(BIN)/pytest -q
+
+test-postgres: install  ## the same suite on SQLite and on the PostgreSQL server at PG_URL
+	EDI_STORAGE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -q
+
+lint: install  ## ruff (lint + format) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check-migrations: install  ## `alembic check`: the models and the head revision must not drift
+	@tmp=$$(mktemp -d) && EDI_STORAGE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic upgrade head >/dev/null \
+	  && EDI_STORAGE_URL=sqlite:///$$tmp/check.db $(BIN)/alembic check; status=$$?; rm -rf $$tmp; exit $$status
+
+migrate: install  ## alembic upgrade head on EDI_STORAGE_URL (default sqlite:///edi_sessions.db)
+	$(BIN)/alembic upgrade head
+
+bench: install  ## edi-storage against raw sqlite3 in the same process; ratios printed
+	$(BIN)/python benchmarks/bench.py
+
+docs: install  ## regenerate docs/schema.md (ER diagram) from the models
+	$(BIN)/python docs/generate_schema.py
+
+wheel-check: install  ## build the wheel, install it in a fresh venv, migrate from another directory
+	bash .ci/wheel-check
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache edi_sessions.db*

@@ -1,0 +1,443 @@
+"""The ``edi-storage`` command: look into a database, move sessions in and out of it, migrate it.
+
+Every command is a thin layer over ``Storage`` and its session service: it opens the database, makes
+one or two service calls and renders what comes back, as Rich tables on a terminal or, with ``--json``,
+as pure JSON on stdout (messages and progress bars go to stderr, so the JSON can be piped).
+
+Errors the user can fix (a wrong id, a bad file, a database behind the code) are one red line on stderr
+and an exit code, never a traceback: 1 for a missing record, invalid input and other storage errors,
+2 for schema problems (the code Click also uses for a wrong command line). Anything else is a bug, and
+its traceback is worth seeing.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec
+
+import typer
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from edi_storage.errors import FieldError, InvalidInput, NotFound, SchemaError, StorageError
+from edi_storage.migrate.state import SchemaState, SchemaStatus
+from edi_storage.models.sessions import SessionStatus
+from edi_storage.schemas.common import parse
+from edi_storage.schemas.sessions import (
+    OrderBy,
+    SessionCreate,
+    SessionDetail,
+    SessionStatistics,
+    SessionSummary,
+)
+from edi_storage.storage import Storage
+
+P = ParamSpec("P")
+
+PROMPT_WIDTH = 60  # history shows the start of each prompt; `show` and `--json` give it whole
+SHOWN_FIELD_ERRORS = 5  # a file with a thousand bad rows should still fail in one readable line
+DEMO_BATCH_SIZE = 100
+
+app = typer.Typer(
+    name="edi-storage",
+    help="Inspect, migrate, import and export an edi-storage database of image-editing sessions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@dataclass(frozen=True)
+class Cli:
+    """What every command needs: where the database is and where to print.
+
+    The consoles are made per invocation, not at import, so that they measure the terminal (or
+    ``COLUMNS``) they actually print to.
+    """
+
+    url: str | None
+    out: Console
+    err: Console
+
+    def storage(self) -> Storage:
+        return Storage(self.url)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Database URL. Default: $EDI_STORAGE_URL, else sqlite:///edi_sessions.db.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    # None, not the default URL, so that Settings applies EDI_STORAGE_URL exactly as the library does.
+    ctx.obj = Cli(url=url, out=Console(), err=Console(stderr=True))
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def exit_code(error: Exception) -> int:
+    return 2 if isinstance(error, SchemaError) else 1
+
+
+def one_line(error: Exception) -> str:
+    """The message on one line; a long list of field errors is cut, since the first ones say enough."""
+    if isinstance(error, InvalidInput) and len(error.errors) > SHOWN_FIELD_ERRORS:
+        shown = "; ".join(str(e) for e in error.errors[:SHOWN_FIELD_ERRORS])
+        more = len(error.errors) - SHOWN_FIELD_ERRORS
+        message = f"{error.context + ': ' if error.context else ''}{shown}; and {more} more"
+    else:
+        message = str(error)
+    return " ".join(message.split())
+
+
+def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """``app.command`` whose storage and file errors end as one red line and an exit code.
+
+    One wrapper for every command, so that no command can forget it and none needs a try/except.
+    """
+
+    def register(func: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                func(*args, **kwargs)
+            except (StorageError, OSError) as error:
+                Console(stderr=True).print(Text(f"error: {one_line(error)}", style="red"), soft_wrap=True)
+                raise typer.Exit(exit_code(error)) from None
+
+        app.command(name)(run)
+        return func
+
+    return register
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def fmt(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return str(round(value, 3))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def cells(*values: object) -> list[Text]:
+    """Plain Text cells: stored strings may hold [brackets], which Rich would take for markup."""
+    return [Text(fmt(v)) for v in values]
+
+
+def shorten(text: str, width: int = PROMPT_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(title: str | None, *columns: str) -> Table:
+    result = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        result.add_column(column, overflow="fold")
+    return result
+
+
+def history_table(sessions: Sequence[SessionSummary], title: str | None = None) -> Table:
+    result = table(title, "id", "created (UTC)", "status", "score", "prompt")
+    id_column, _, _, score_column, _ = result.columns
+    id_column.no_wrap = True  # `show` needs the id whole, so a narrow terminal wraps the prompt instead
+    score_column.no_wrap = True
+    for s in sessions:
+        result.add_row(*cells(s.id, s.created_at, s.status, s.final_alignment_score, shorten(s.naive_prompt)))
+    return result
+
+
+def statistics_table(stats: SessionStatistics) -> Table:
+    result = table("statistics", "metric", "value")
+    result.add_row(*cells("sessions", stats.total_sessions))
+    for status, count in sorted(stats.status_breakdown.items()):
+        result.add_row(*cells(f"  {status}", count))
+    result.add_row(*cells("average alignment score (completed)", stats.average_alignment_score))
+    result.add_row(*cells("success rate", f"{stats.successful_rate}%"))
+    return result
+
+
+def session_view(s: SessionDetail) -> Group:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    for label, value in (
+        ("image", s.image_path), ("prompt", s.naive_prompt), ("status", s.status),
+        ("score", s.final_alignment_score), ("created", s.created_at), ("updated", s.updated_at),
+        ("processing time (s)", s.processing_time), ("model", s.model_version),
+        ("tags", ", ".join(s.session_tags) if s.session_tags else None), ("user", s.user_id),
+        ("project", s.project_id), ("metadata", s.session_metadata),
+    ):  # fmt: skip
+        summary.add_row(*cells(label, value))
+
+    prompts = table("prompts", "iteration", "positive", "negative", "quality", "time (s)", "confidence")
+    for p in s.prompts:
+        prompts.add_row(*cells(p.iteration, p.positive_prompt, p.negative_prompt, p.quality_score,
+                               p.generation_time, p.model_confidence))  # fmt: skip
+    entities = table("entities", "entity", "label", "confidence", "bbox", "area %", "colour")
+    for e in s.entities:
+        entities.add_row(*cells(e.entity_id, e.label, e.confidence, e.bbox, e.area_percent, e.color_hex))
+    validations = table("validations", "attempt", "alignment", "preserved", "modified", "unintended", "note")
+    for v in s.validations:
+        validations.add_row(*cells(v.attempt_number, v.alignment_score, v.preserved_count, v.modified_count,
+                                   v.unintended_count, v.user_feedback))  # fmt: skip
+    feedback = table("feedback", "type", "rating", "comments", "created")
+    for f in s.feedback:
+        feedback.add_row(*cells(f.feedback_type, f.rating, f.comments, f.created_at))
+
+    panel = Panel(summary, title=Text(f"session {s.id}"), title_align="left")
+    return Group(panel, prompts, entities, validations, feedback)
+
+
+def status_table(url: str, status: SchemaStatus) -> Table:
+    result = Table.grid(padding=(0, 2))
+    result.add_column(style="bold")
+    result.add_column(overflow="fold")
+    result.add_row(*cells("database", url))
+    result.add_row(*cells("state", status.state))
+    result.add_row(*cells("revision", status.revision or "none"))
+    result.add_row(*cells("head", status.head))
+    for difference in status.differences:
+        result.add_row(*cells("difference", difference))
+    return result
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console,
+    )  # fmt: skip
+
+
+# -- input -----------------------------------------------------------------------------------------
+def json_items(path: Path) -> list[Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise InvalidInput.single(str(path), "is not a JSON file", str(error)) from None
+    return data if isinstance(data, list) else [data]
+
+
+def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
+    """Every session of every file, validated before anything is written.
+
+    The service validates each batch on its own; checking everything first means that a typo in the
+    last file leaves no earlier batch imported, and the error names the file and the item within it.
+    """
+    sessions: list[SessionCreate] = []
+    errors: list[FieldError] = []
+    for path in paths:
+        for index, item in enumerate(json_items(path)):
+            try:
+                sessions.append(parse(SessionCreate, item, prefix=f"{path.name}[{index}]."))
+            except InvalidInput as error:
+                errors.extend(error.errors)
+    if errors:
+        raise InvalidInput(errors, context="nothing imported")
+    return sessions
+
+
+def save_in_batches(
+    storage: Storage, sessions: Sequence[SessionCreate], batch_size: int, progress: Progress
+) -> None:
+    """One transaction per batch: a large import neither holds the write lock throughout nor commits
+    every session on its own."""
+    task = progress.add_task("saving", total=len(sessions))
+    for start in range(0, len(sessions), batch_size):
+        batch = sessions[start : start + batch_size]
+        storage.sessions.batch_save_sessions(batch)
+        progress.advance(task, len(batch))
+
+
+# -- commands --------------------------------------------------------------------------------------
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
+
+
+@command()
+def upgrade(
+    ctx: typer.Context,
+    no_backup: Annotated[
+        bool, typer.Option("--no-backup", help="Skip the SQLite backup taken before migrating.")
+    ] = False,
+) -> None:
+    """Migrate the database to the newest schema (a SQLite file is backed up first)."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        before = storage.current_revision()
+        # None leaves the choice to Settings (EDI_STORAGE_BACKUP_BEFORE_UPGRADE, on by default).
+        storage.upgrade(backup=False if no_backup else None)
+        after = storage.current_revision()
+    if before == after:
+        state.out.print(Text(f"already at the newest revision: {after}"))
+    else:
+        state.out.print(Text(f"upgraded: {before or 'none'} -> {after}"))
+
+
+@command()
+def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show the database's schema revision and how it stands against this release."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        status = storage.schema_status()
+        url = storage.url.render_as_string(hide_password=True)
+    if as_json:
+        print_json({"state": status.state.value, "revision": status.revision, "head": status.head,
+                    "differences": status.differences})  # fmt: skip
+        return
+    state.out.print(status_table(url, status))
+    if status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}:
+        state.out.print(Text("run `edi-storage upgrade` to migrate it", style="yellow"))
+
+
+@command()
+def history(
+    ctx: typer.Context,
+    *,
+    limit: Annotated[int, typer.Option(help="At most this many sessions.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
+    status: Annotated[SessionStatus | None, typer.Option(help="Only sessions in this status.")] = None,
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="Created at or after (ISO 8601; UTC unless an offset).")
+    ] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Created at or before (ISO 8601).")] = None,
+    min_score: Annotated[float | None, typer.Option(help="Final alignment score at least this.")] = None,
+    search: Annotated[str | None, typer.Option(help="Text in the image path or the prompt.")] = None,
+    order_by: Annotated[
+        str, typer.Option(help="One of: " + ", ".join(f"'{o.value}'" for o in OrderBy) + ".")
+    ] = OrderBy.CREATED_DESC.value,
+    as_json: JsonFlag = False,
+) -> None:
+    """List sessions, newest first, filtered."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        sessions = storage.sessions.query_history(
+            limit=limit, offset=offset, status_filter=status, date_from=date_from, date_to=date_to,
+            min_score=min_score, search_term=search, order_by=order_by,
+        )  # fmt: skip
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in sessions])
+    elif sessions:
+        state.out.print(history_table(sessions))
+    else:
+        state.out.print(Text("no sessions match"))
+
+
+@command()
+def show(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(metavar="ID", help="The session id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show one session with its prompts, entities, validations and feedback."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        detail = storage.sessions.load_session(session_id)
+    if detail is None:
+        raise NotFound("session", session_id)
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+    else:
+        state.out.print(session_view(detail))
+
+
+@command()
+def stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Count sessions per status, with the completed ones' average score."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        statistics = storage.sessions.get_statistics()
+    if as_json:
+        print_json(statistics.model_dump(mode="json"))
+    else:
+        state.out.print(statistics_table(statistics))
+
+
+@command("import")
+def import_(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="JSON files, each one session graph or a list of them (as `export` writes).",
+        ),
+    ],
+    batch_size: Annotated[int, typer.Option(min=1, help="Sessions per transaction.")] = 500,
+) -> None:
+    """Import session graphs; a session whose id is already stored is replaced, not duplicated."""
+    state: Cli = ctx.obj
+    sessions = read_sessions(files)
+    with state.storage() as storage, progress_bar(state.err) as progress:
+        save_in_batches(storage, sessions, batch_size, progress)
+    state.out.print(Text(f"imported {len(sessions)} sessions from {len(files)} files"))
+
+
+@command()
+def export(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(metavar="ID", help="The session id.")],
+    out: Annotated[Path | None, typer.Option("--out", dir_okay=False, help="Write here, not stdout.")] = None,
+) -> None:
+    """Write one session graph as JSON that `import` reads back."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        detail = storage.sessions.load_session(session_id)
+    if detail is None:
+        raise NotFound("session", session_id)
+    text = json.dumps(
+        detail.as_create().model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False
+    )
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        state.err.print(Text(f"exported session {session_id} to {out}"))
+
+
+@command()
+def demo(
+    ctx: typer.Context,
+    sessions: Annotated[int, typer.Option(min=0, help="How many sessions to generate.")] = 200,
+    seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same sessions (same ids).")] = 1,
+) -> None:
+    """Fill the database with realistic sessions, then show the newest and the statistics."""
+    # Imported here: factory-boy and Faker take a while to import and only this command needs them.
+    from edi_storage.testing import SessionCreateFactory, seed
+
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        state.err.print(Text(f"database: {storage.url.render_as_string(hide_password=True)}"))
+        seed(seed_value)
+        with progress_bar(state.err) as progress:
+            building = progress.add_task("building", total=sessions)
+            graphs: list[SessionCreate] = []
+            for _ in range(sessions):
+                graphs.append(SessionCreateFactory.build())
+                progress.advance(building)
+            save_in_batches(storage, graphs, DEMO_BATCH_SIZE, progress)
+        recent = storage.sessions.get_recent_sessions(10)
+        statistics = storage.sessions.get_statistics()
+    state.out.print(history_table(recent, title="most recent sessions"))
+    state.out.print(statistics_table(statistics))

@@ -1,0 +1,325 @@
+"""The ``edi-storage`` command line, run in-process against SQLite files in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from typer.testing import CliRunner, Result
+
+from edi_storage import SessionCreate, SessionStatus, Storage
+from edi_storage.cli import app
+from edi_storage.migrate.scripts import alembic_config, head_revision
+from edi_storage.migrate.state import SchemaState
+from edi_storage.testing import SessionCreateFactory
+
+runner = CliRunner()
+
+
+def invoke(*args: str, url: str | None = None) -> Result:
+    """Run the command as a user would, on a terminal wide enough that table cells are not wrapped."""
+    options = ["--url", url] if url is not None else []
+    return runner.invoke(app, [*options, *args], env={"COLUMNS": "200"})
+
+
+def parsed(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/x.db"
+
+
+def reference_session(session_id: str, **overrides: Any) -> dict[str, Any]:
+    """A session in the reference dict shape (storage-database.md), as a reference caller writes it."""
+    data: dict[str, Any] = {
+        "id": session_id,
+        "image_path": "/path/to/example.jpg",
+        "naive_prompt": "make the sky more dramatic",
+        "status": "completed",
+        "final_alignment_score": 0.85,
+        "prompts": [
+            {"iteration": 0, "positive_prompt": "dramatic sky with [storm] clouds",
+             "negative_prompt": "sunny sky, clear weather", "quality_score": 0.92}
+        ],
+        "entities": [
+            {"entity_id": "sky_0", "label": "sky", "confidence": 0.95,
+             "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768}, "mask_path": "/path/to/mask.png",
+             "color_hex": "#87CEEB", "area_percent": 39.6}
+        ],
+        "validations": [
+            {"attempt_number": 1, "alignment_score": 0.85, "preserved_count": 3, "modified_count": 1,
+             "unintended_count": 0, "user_feedback": "Great improvement to the sky!"}
+        ],
+        "user_feedback": {"feedback_type": "accept", "comments": "Perfect!", "rating": 5},
+    }  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def session_count(url: str) -> int:
+    with Storage(url) as storage:
+        return storage.sessions.get_session_count()
+
+
+def assert_clean_failure(result: Result, code: int, *fragments: str) -> None:
+    """A failure the user can act on: the exit code, the message on stderr, no traceback, no stdout."""
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+# -- demo ------------------------------------------------------------------------------------------
+def test_demo_works_as_the_first_command_of_a_fresh_clone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`edi-storage demo` with no options is the README's first step: it must create ./edi_sessions.db."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EDI_STORAGE_URL", raising=False)
+
+    result = invoke("demo", "--sessions", "25")
+
+    assert result.exit_code == 0, result.output
+    url = f"sqlite:///{tmp_path / 'edi_sessions.db'}"
+    with Storage(url) as storage:
+        assert storage.schema_status().state is SchemaState.CURRENT
+        assert storage.sessions.get_session_count() == 25
+        recent = storage.sessions.get_recent_sessions(10)
+    assert "most recent sessions" in result.stdout
+    assert all(s.id in result.stdout for s in recent)
+    assert "statistics" in result.stdout
+    assert "25" in result.stdout
+
+
+def test_demo_is_repeatable_with_the_same_seed(url: str) -> None:
+    """The same seed gives the same ids, so running demo twice replaces sessions instead of doubling them."""
+    assert invoke("demo", "--sessions", "120", "--seed", "7", url=url).exit_code == 0
+    assert invoke("demo", "--sessions", "120", "--seed", "7", url=url).exit_code == 0
+    assert session_count(url) == 120
+
+
+def test_url_defaults_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --url the CLI must use EDI_STORAGE_URL, as the library and Alembic do."""
+    path = tmp_path / "from-env.db"
+    monkeypatch.setenv("EDI_STORAGE_URL", f"sqlite:///{path}")
+
+    assert parsed(invoke("stats", "--json"))["total_sessions"] == 0
+    assert path.exists()
+
+
+# -- history ---------------------------------------------------------------------------------------
+@pytest.fixture
+def history_url(url: str) -> str:
+    rows = [
+        ("s1", SessionStatus.COMPLETED, 0.9, "make the sky dramatic", 1),
+        ("s2", SessionStatus.COMPLETED, 0.5, "turn the tree golden", 2),
+        ("s3", SessionStatus.FAILED, 0.95, "remove the car", 3),
+        ("s4", SessionStatus.IN_PROGRESS, None, "blur the sky " + "and the clouds " * 10, 4),
+    ]
+    sessions = [
+        SessionCreateFactory.build(
+            id=session_id, status=status, final_alignment_score=score, naive_prompt=prompt,
+            created_at=datetime(2026, 1, day, 12, tzinfo=UTC),
+        )
+        for session_id, status, score, prompt, day in rows
+    ]  # fmt: skip
+    with Storage(url) as storage:
+        storage.sessions.batch_save_sessions(sessions)
+    return url
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ([], ["s4", "s3", "s2", "s1"]),
+        (["--status", "completed"], ["s2", "s1"]),
+        (["--min-score", "0.8"], ["s3", "s1"]),
+        (["--search", "sky"], ["s4", "s1"]),
+        (["--from", "2026-01-02", "--to", "2026-01-03T23:59:59+00:00"], ["s3", "s2"]),
+        (["--order-by", "created_at asc", "--limit", "2", "--offset", "1"], ["s2", "s3"]),
+        (["--order-by", "final_alignment_score DESC"], ["s3", "s1", "s2", "s4"]),
+    ],
+)
+def test_history_filters_reach_the_service(history_url: str, options: list[str], expected: list[str]) -> None:
+    """Each option must arrive at query_history as the filter it names, and --json must be pure JSON."""
+    rows = parsed(invoke("history", "--json", *options, url=history_url))
+    assert [row["id"] for row in rows] == expected
+
+
+def test_history_table_shows_every_id_and_shortens_long_prompts(history_url: str) -> None:
+    """The table is for reading: full ids (to pass to `show`), prompts cut to one short cell."""
+    result = invoke("history", url=history_url)
+
+    assert result.exit_code == 0, result.output
+    assert all(session_id in result.stdout for session_id in ("s1", "s2", "s3", "s4"))
+    assert "make the sky dramatic" in result.stdout
+    assert "blur the sky and the clouds" in result.stdout
+    assert "…" in result.stdout
+    assert "and the clouds " * 10 not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [(["--min-score", "1.5"], "min_score"), (["--order-by", "sideways"], "order_by"),
+     (["--from", "yesterday"], "date_from"), (["--limit", "0"], "limit")],
+)  # fmt: skip
+def test_history_rejects_a_bad_filter_naming_it(history_url: str, options: list[str], field: str) -> None:
+    """Validation stays in the service; the CLI must still show its InvalidInput as one clean line."""
+    assert_clean_failure(invoke("history", *options, url=history_url), 1, field)
+
+
+# -- show, stats -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["show", "missing"], ["show", "missing", "--json"], ["export", "missing"]])
+def test_an_unknown_id_is_a_clean_error(url: str, args: list[str]) -> None:
+    """A mistyped id must say which id was not found and exit 1, not print a traceback or empty JSON."""
+    assert_clean_failure(invoke(*args, url=url), 1, "session 'missing' not found")
+
+
+def test_show_prints_the_whole_graph(url: str) -> None:
+    """`show` is the one view of a session's children; stored [brackets] must not vanish as Rich markup."""
+    with Storage(url) as storage:
+        storage.sessions.save_session(reference_session("session-789"))
+        expected = storage.sessions.load_session("session-789")
+    assert expected is not None
+
+    result = invoke("show", "session-789", url=url)
+    assert result.exit_code == 0, result.output
+    for text in ("session session-789", "make the sky more dramatic", "dramatic sky with [storm] clouds",
+                 "sky_0", "#87CEEB", "Great improvement to the sky!", "Perfect!", "accept"):  # fmt: skip
+        assert text in result.stdout
+
+    assert parsed(invoke("show", "session-789", "--json", url=url)) == expected.model_dump(mode="json")
+
+
+def test_stats_json_is_the_service_statistics(url: str) -> None:
+    """`stats --json` must be exactly get_statistics(), so that scripts can rely on its keys."""
+    with Storage(url) as storage:
+        storage.sessions.batch_save_sessions(SessionCreateFactory.build_batch(8))
+        expected = storage.sessions.get_statistics()
+
+    assert parsed(invoke("stats", "--json", url=url)) == expected.model_dump(mode="json")
+    table = invoke("stats", url=url)
+    assert table.exit_code == 0, table.output
+    assert "success rate" in table.stdout
+
+
+# -- import, export --------------------------------------------------------------------------------
+def comparable(data: dict[str, Any]) -> dict[str, Any]:
+    """A graph without the timestamps the database assigns, feedback given the one way export gives it."""
+    data = json.loads(json.dumps(data))
+    if (feedback := data.pop("user_feedback", None)) is not None:
+        data["feedback"] = [feedback]
+    data.pop("created_at", None)
+    for key in ("prompts", "validations", "feedback"):
+        for child in data.get(key, []):
+            child.pop("created_at", None)
+    return SessionCreate.model_validate(data).model_dump()
+
+
+def test_import_then_export_round_trips(tmp_path: Path, url: str) -> None:
+    """Export must write what import reads, so that moving a session between databases loses nothing."""
+    original = [reference_session("session-789"), reference_session("session-790", status="failed")]
+    source = write_json(tmp_path / "sessions.json", original)
+
+    imported = invoke("import", str(source), url=url)
+    assert imported.exit_code == 0, imported.output
+    assert "imported 2 sessions" in imported.stdout
+    assert session_count(url) == 2
+
+    exported = parsed(invoke("export", "session-789", url=url))
+    assert comparable(exported) == comparable(original[0])
+
+    out = tmp_path / "one.json"
+    to_file = invoke("export", "session-789", "--out", str(out), url=url)
+    assert to_file.exit_code == 0, to_file.output
+    assert to_file.stdout == ""
+    assert json.loads(out.read_text(encoding="utf-8")) == exported
+
+    other = f"sqlite:///{tmp_path}/other.db"
+    assert invoke("import", str(out), url=other).exit_code == 0
+    assert parsed(invoke("export", "session-789", url=other)) == exported
+    with Storage(url) as first, Storage(other) as second:
+        a, b = first.sessions.load_session("session-789"), second.sessions.load_session("session-789")
+    assert a is not None
+    assert b is not None
+    assert a.as_create().model_dump() == b.as_create().model_dump()
+
+
+def test_import_of_an_invalid_file_names_the_field_and_writes_nothing(tmp_path: Path, url: str) -> None:
+    """One bad item anywhere must stop the whole import before any batch is written, naming where it is."""
+    assert (
+        invoke(
+            "import", str(write_json(tmp_path / "good.json", reference_session("kept"))), url=url
+        ).exit_code
+        == 0
+    )
+    bad_entity = {**reference_session("s2")["entities"][0], "confidence": 1.5}
+    bad = write_json(
+        tmp_path / "bad.json", [reference_session("s1"), reference_session("s2", entities=[bad_entity])]
+    )
+
+    result = invoke("import", str(bad), "--batch-size", "1", url=url)
+
+    assert_clean_failure(result, 1, "bad.json[1].entities.0.confidence", "nothing imported")
+    assert session_count(url) == 1
+
+
+def test_import_of_a_file_that_is_not_json_is_a_clean_error(tmp_path: Path, url: str) -> None:
+    """A truncated or wrong file must be named in the message, not surface as a JSONDecodeError."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": "s1",', encoding="utf-8")
+
+    assert_clean_failure(invoke("import", str(broken), url=url), 1, "broken.json", "is not a JSON file")
+
+
+# -- schema ----------------------------------------------------------------------------------------
+def test_upgrade_and_current_on_a_fresh_file(url: str) -> None:
+    """On a new file both commands must work and report the newest revision."""
+    head = head_revision()
+
+    upgraded = invoke("upgrade", url=url)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert head in upgraded.stdout
+
+    assert parsed(invoke("current", "--json", url=url)) == {
+        "state": "current", "revision": head, "head": head, "differences": []
+    }  # fmt: skip
+    shown = invoke("current", url=url)
+    assert shown.exit_code == 0, shown.output
+    assert "current" in shown.stdout
+    assert head in shown.stdout
+
+
+def test_a_database_behind_the_code_names_the_upgrade_command(tmp_path: Path) -> None:
+    """An old database must be refused with the fix spelled out, and `upgrade` must then be that fix."""
+    path = tmp_path / "old.db"
+    url = f"sqlite:///{path}"
+    config = alembic_config(url)
+    config.attributes["edi_storage.upgrade"] = True
+    command.upgrade(config, "0001_base_schema")
+
+    assert_clean_failure(invoke("history", url=url), 2, "edi-storage upgrade", "0001_base_schema")
+    status = parsed(invoke("current", "--json", url=url))
+    assert (status["state"], status["revision"]) == ("behind", "0001_base_schema")
+
+    upgraded = invoke("upgrade", url=url)
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"0001_base_schema -> {head_revision()}" in upgraded.stdout
+    assert list(tmp_path.glob("old.db.*.bak")), "upgrade must back the file up by default"
+    assert parsed(invoke("history", "--json", url=url)) == []
