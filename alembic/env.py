@@ -56,8 +56,8 @@ def is_upgrade() -> bool:
     """
     if config.attributes.get("edi_storage.upgrade"):
         return True
-    cmd = getattr(config.cmd_opts, "cmd", None)
-    return bool(cmd) and cmd[0] is command.upgrade
+    cmd: tuple[object, ...] | None = getattr(config.cmd_opts, "cmd", None)
+    return cmd is not None and cmd[0] is command.upgrade
 
 
 def backup_wanted() -> bool:
@@ -98,6 +98,16 @@ def adopt(connection: Connection) -> None:
     )
 
 
+def refuse_orphans(connection: Connection) -> None:
+    """With foreign keys off during the migration, check them before the commit instead."""
+    violations = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
+    if violations:
+        raise MigrationFailed(
+            f"the migration would leave {len(violations)} rows pointing at missing parents "
+            f"(first: table {violations[0][0]!r}, rowid {violations[0][1]})"
+        )
+
+
 def restore_foreign_keys(connection: Connection) -> None:
     if connection.in_transaction():  # an aborted run: nothing of it may be kept
         connection.rollback()
@@ -117,9 +127,12 @@ def run_on(connection: Connection) -> None:
             stack.enter_context(sqlite_migration_lock(file_path))
         backup: Path | None = None
         status = classify(connection) if upgrading else None
-        if status is not None and status.state is not SchemaState.CURRENT:
-            if file_path is not None and backup_wanted() and sqlite_has_tables(file_path):
-                backup = backup_sqlite(file_path, pre_migration_backup_path(file_path, status.revision, status.head))
+        pending = status is not None and status.state is not SchemaState.CURRENT
+        if pending and file_path is not None and backup_wanted() and sqlite_has_tables(file_path):
+            assert status is not None
+            backup = backup_sqlite(
+                file_path, pre_migration_backup_path(file_path, status.revision, status.head)
+            )
         if sqlite:
             set_sqlite_foreign_keys(connection, False)
             stack.callback(restore_foreign_keys, connection)
@@ -141,12 +154,7 @@ def run_on(connection: Connection) -> None:
                     adopt(connection)
                 context.run_migrations()
                 if sqlite:
-                    violations = connection.execute(text("PRAGMA foreign_key_check")).fetchall()
-                    if violations:
-                        raise MigrationFailed(
-                            f"the migration would leave {len(violations)} rows pointing at missing parents "
-                            f"(first: table {violations[0][0]!r}, rowid {violations[0][1]})"
-                        )
+                    refuse_orphans(connection)
         except Exception as exc:
             if backup is None or isinstance(exc, MigrationFailed):
                 raise
@@ -159,8 +167,11 @@ def run_on(connection: Connection) -> None:
 def main() -> None:
     if context.is_offline_mode():
         context.configure(
-            url=database_url(), target_metadata=Base.metadata, version_table=VERSION_TABLE,
-            render_as_batch=True, literal_binds=True,
+            url=database_url(),
+            target_metadata=Base.metadata,
+            version_table=VERSION_TABLE,
+            render_as_batch=True,
+            literal_binds=True,
         )
         with context.begin_transaction():
             context.run_migrations()

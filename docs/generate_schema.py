@@ -17,7 +17,9 @@ TARGET = Path(__file__).with_name("schema.md")
 
 def column_type(column: Column[object]) -> str:
     name = type(column.type).__name__
-    return {"UTCDateTime": "datetime_utc", "MutableDict": "json", "MutableList": "json"}.get(name, name.lower())
+    return {"UTCDateTime": "datetime_utc", "MutableDict": "json", "MutableList": "json"}.get(
+        name, name.lower()
+    )
 
 
 def mermaid(tables: list[Table]) -> list[str]:
@@ -40,9 +42,8 @@ def column_rows(table: Table) -> list[str]:
     for column in table.columns:
         default = column.server_default.arg if column.server_default is not None else ""  # type: ignore[attr-defined]
         default_text = getattr(default, "text", None) or str(getattr(default, "name", default) or "")
-        rows.append(
-            f"| `{column.name}` | {column_type(column)} | {'yes' if column.nullable else 'no'} | {default_text} |"
-        )
+        nullable = "yes" if column.nullable else "no"
+        rows.append(f"| `{column.name}` | {column_type(column)} | {nullable} | {default_text} |")
     return rows
 
 
@@ -52,8 +53,9 @@ def render() -> str:
         "# Schema",
         "",
         "Generated from the models by `make docs` (docs/generate_schema.py); do not edit by hand.",
-        "Every foreign key is `ON DELETE CASCADE`; every constraint and index is named by the naming convention",
-        "in `edi_storage/models/base.py`. JSON columns are JSONB on PostgreSQL; datetimes are aware UTC.",
+        "Every foreign key is `ON DELETE CASCADE`; every constraint and index is named by the naming",
+        "convention in `edi_storage/models/base.py`. JSON columns are JSONB on PostgreSQL; datetimes are",
+        "aware UTC.",
         "",
         *mermaid(tables),
     ]

@@ -45,20 +45,36 @@ def reference_session(session_id: str, **overrides: Any) -> dict[str, Any]:
         "status": "completed",
         "final_alignment_score": 0.85,
         "prompts": [
-            {"iteration": 0, "positive_prompt": "dramatic sky with [storm] clouds",
-             "negative_prompt": "sunny sky, clear weather", "quality_score": 0.92}
+            {
+                "iteration": 0,
+                "positive_prompt": "dramatic sky with [storm] clouds",
+                "negative_prompt": "sunny sky, clear weather",
+                "quality_score": 0.92,
+            }
         ],
         "entities": [
-            {"entity_id": "sky_0", "label": "sky", "confidence": 0.95,
-             "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768}, "mask_path": "/path/to/mask.png",
-             "color_hex": "#87CEEB", "area_percent": 39.6}
+            {
+                "entity_id": "sky_0",
+                "label": "sky",
+                "confidence": 0.95,
+                "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768},
+                "mask_path": "/path/to/mask.png",
+                "color_hex": "#87CEEB",
+                "area_percent": 39.6,
+            }
         ],
         "validations": [
-            {"attempt_number": 1, "alignment_score": 0.85, "preserved_count": 3, "modified_count": 1,
-             "unintended_count": 0, "user_feedback": "Great improvement to the sky!"}
+            {
+                "attempt_number": 1,
+                "alignment_score": 0.85,
+                "preserved_count": 3,
+                "modified_count": 1,
+                "unintended_count": 0,
+                "user_feedback": "Great improvement to the sky!",
+            }
         ],
         "user_feedback": {"feedback_type": "accept", "comments": "Perfect!", "rating": 5},
-    }  # fmt: skip
+    }
     data.update(overrides)
     return data
 
@@ -134,11 +150,14 @@ def history_url(url: str) -> str:
     ]
     sessions = [
         SessionCreateFactory.build(
-            id=session_id, status=status, final_alignment_score=score, naive_prompt=prompt,
+            id=session_id,
+            status=status,
+            final_alignment_score=score,
+            naive_prompt=prompt,
             created_at=datetime(2026, 1, day, 12, tzinfo=UTC),
         )
         for session_id, status, score, prompt, day in rows
-    ]  # fmt: skip
+    ]
     with Storage(url) as storage:
         storage.sessions.batch_save_sessions(sessions)
     return url
@@ -176,9 +195,13 @@ def test_history_table_shows_every_id_and_shortens_long_prompts(history_url: str
 
 @pytest.mark.parametrize(
     ("options", "field"),
-    [(["--min-score", "1.5"], "min_score"), (["--order-by", "sideways"], "order_by"),
-     (["--from", "yesterday"], "date_from"), (["--limit", "0"], "limit")],
-)  # fmt: skip
+    [
+        (["--min-score", "1.5"], "min_score"),
+        (["--order-by", "sideways"], "order_by"),
+        (["--from", "yesterday"], "date_from"),
+        (["--limit", "0"], "limit"),
+    ],
+)
 def test_history_rejects_a_bad_filter_naming_it(history_url: str, options: list[str], field: str) -> None:
     """Validation stays in the service; the CLI must still show its InvalidInput as one clean line."""
     assert_clean_failure(invoke("history", *options, url=history_url), 1, field)
@@ -200,8 +223,16 @@ def test_show_prints_the_whole_graph(url: str) -> None:
 
     result = invoke("show", "session-789", url=url)
     assert result.exit_code == 0, result.output
-    for text in ("session session-789", "make the sky more dramatic", "dramatic sky with [storm] clouds",
-                 "sky_0", "#87CEEB", "Great improvement to the sky!", "Perfect!", "accept"):  # fmt: skip
+    for text in (
+        "session session-789",
+        "make the sky more dramatic",
+        "dramatic sky with [storm] clouds",
+        "sky_0",
+        "#87CEEB",
+        "Great improvement to the sky!",
+        "Perfect!",
+        "accept",
+    ):
         assert text in result.stdout
 
     assert parsed(invoke("show", "session-789", "--json", url=url)) == expected.model_dump(mode="json")
@@ -298,8 +329,11 @@ def test_upgrade_and_current_on_a_fresh_file(url: str) -> None:
     assert head in upgraded.stdout
 
     assert parsed(invoke("current", "--json", url=url)) == {
-        "state": "current", "revision": head, "head": head, "differences": []
-    }  # fmt: skip
+        "state": "current",
+        "revision": head,
+        "head": head,
+        "differences": [],
+    }
     shown = invoke("current", url=url)
     assert shown.exit_code == 0, shown.output
     assert "current" in shown.stdout

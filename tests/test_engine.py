@@ -13,8 +13,8 @@ from sqlalchemy import select, text
 
 from edi_storage import Busy, DatabaseUnavailable, Storage
 from edi_storage.models import EditSession
-from edi_storage.services.sessions import _ORDERINGS, _SUMMARY_COLUMNS, _filters
 from edi_storage.schemas.sessions import HistoryQuery
+from edi_storage.services.sessions import _ORDERINGS, _SUMMARY_COLUMNS, _filters
 from edi_storage.testing import SessionCreateFactory
 
 
@@ -22,8 +22,10 @@ def test_a_file_database_runs_in_wal_with_the_agreed_pragmas(tmp_path: Path) -> 
     with Storage(f"sqlite:///{tmp_path / 'w.db'}", busy_timeout_ms=1234) as storage:
         storage.sessions.get_session_count()
         with storage.engine.connect() as conn:
-            pragma = {name: conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
-                      ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")}  # fmt: skip
+            pragma = {
+                name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
+            }
     assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1, "busy_timeout": 1234}
 
 
@@ -104,21 +106,30 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     [
         ({}, "ix_sessions_created_at"),
         ({"status_filter": "completed"}, "ix_sessions_status_created_at"),
-        ({"status_filter": "completed", "min_score": 0.7, "order_by": "final_alignment_score desc"},
-         "ix_sessions_status_final_alignment_score_created_at"),
+        (
+            {"status_filter": "completed", "min_score": 0.7, "order_by": "final_alignment_score desc"},
+            "ix_sessions_status_final_alignment_score_created_at",
+        ),
         ({"date_from": "2026-01-01T00:00:00Z"}, "ix_sessions_created_at"),
     ],
-)  # fmt: skip
-def test_history_query_plans_use_the_indexes(sqlite_storage: Storage, query: dict[str, object], index: str) -> None:
+)
+def test_history_query_plans_use_the_indexes(
+    sqlite_storage: Storage, query: dict[str, object], index: str
+) -> None:
     parsed = HistoryQuery.model_validate(query)
-    statement = select(*_SUMMARY_COLUMNS).where(*_filters(parsed)).order_by(*_ORDERINGS[parsed.order_by]).limit(50)
+    statement = (
+        select(*_SUMMARY_COLUMNS).where(*_filters(parsed)).order_by(*_ORDERINGS[parsed.order_by]).limit(50)
+    )
     assert index in explain(sqlite_storage, statement)
 
 
 def test_child_lookups_use_the_session_id_indexes(sqlite_storage: Storage) -> None:
-    for table, index in [("prompts", "ix_prompts_session_id_iteration"), ("entities", "ix_entities_session_id"),
-                         ("validations", "ix_validations_session_id_attempt_number"),
-                         ("user_feedback", "ix_user_feedback_session_id_created_at")]:  # fmt: skip
+    for table, index in [
+        ("prompts", "ix_prompts_session_id_iteration"),
+        ("entities", "ix_entities_session_id"),
+        ("validations", "ix_validations_session_id_attempt_number"),
+        ("user_feedback", "ix_user_feedback_session_id_created_at"),
+    ]:
         assert index in explain(sqlite_storage, text(f"SELECT * FROM {table} WHERE session_id = 'x'"))
 
 

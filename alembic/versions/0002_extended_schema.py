@@ -17,7 +17,6 @@ anonymous constraints are then replaced by named ones instead of being silently 
 breaks a new constraint fails the whole revision, which rolls back and leaves the database untouched.
 """
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -190,21 +189,28 @@ def upgrade() -> None:
         change = changes[table]
         batch_args = {"recreate": "always", "copy_from": base.tables[table]} if sqlite else {}
         with op.batch_alter_table(table, **batch_args) as batch:  # type: ignore[arg-type]
-            for column in change.added:
-                batch.add_column(column)
+            for new_column in change.added:
+                batch.add_column(new_column)
             if table == "sessions":
                 if legacy_updated_at:
                     batch.alter_column(
-                        "updated_at", existing_type=sa.DateTime(), type_=sa.DateTime(timezone=True),
-                        nullable=False, existing_server_default=NOW,
+                        "updated_at",
+                        existing_type=sa.DateTime(),
+                        type_=sa.DateTime(timezone=True),
+                        nullable=False,
+                        existing_server_default=NOW,
                         postgresql_using="updated_at AT TIME ZONE 'UTC'",
                     )
                 else:
                     batch.add_column(updated_at())
             for column in change.timestamps:
                 batch.alter_column(
-                    column, existing_type=sa.DateTime(), type_=sa.DateTime(timezone=True), nullable=False,
-                    existing_server_default=NOW, postgresql_using=f"{column} AT TIME ZONE 'UTC'",
+                    column,
+                    existing_type=sa.DateTime(),
+                    type_=sa.DateTime(timezone=True),
+                    nullable=False,
+                    existing_server_default=NOW,
+                    postgresql_using=f"{column} AT TIME ZONE 'UTC'",
                 )
             for column in change.to_json:
                 batch.alter_column(
@@ -212,7 +218,9 @@ def upgrade() -> None:
                 )
             for column in change.required:
                 batch.alter_column(
-                    column, nullable=False, server_default=server_default(change.defaults.get(column)),
+                    column,
+                    nullable=False,
+                    server_default=server_default(change.defaults.get(column)),
                     existing_type=base.tables[table].c[column].type,
                 )
             if change.child:
@@ -248,7 +256,10 @@ def downgrade() -> None:
                 batch.alter_column("session_id", existing_type=sa.Text(), nullable=True)
             for column in change.required:
                 batch.alter_column(
-                    column, nullable=True, server_default=None, existing_type=base.tables[table].c[column].type
+                    column,
+                    nullable=True,
+                    server_default=None,
+                    existing_type=base.tables[table].c[column].type,
                 )
             for column in change.to_json:
                 batch.alter_column(
@@ -256,10 +267,14 @@ def downgrade() -> None:
                 )
             for column in change.timestamps:
                 batch.alter_column(
-                    column, existing_type=sa.DateTime(timezone=True), type_=sa.DateTime(), nullable=True,
-                    existing_server_default=NOW, postgresql_using=f"{column} AT TIME ZONE 'UTC'",
+                    column,
+                    existing_type=sa.DateTime(timezone=True),
+                    type_=sa.DateTime(),
+                    nullable=True,
+                    existing_server_default=NOW,
+                    postgresql_using=f"{column} AT TIME ZONE 'UTC'",
                 )
-            for column in reversed(change.added):
-                batch.drop_column(column.name)
+            for new_column in reversed(change.added):
+                batch.drop_column(new_column.name)
             if table == "sessions":
                 batch.drop_column("updated_at")

@@ -1,10 +1,10 @@
 """edi-storage: the storage layer of AI image-editing tools.
 
-    from edi_storage import Storage
-    storage = Storage()                       # ./edi_sessions.db, created at the newest schema
-    session_id = storage.sessions.save_session({...})
-    with storage.unit_of_work() as uow:       # several calls, one transaction
-        uow.sessions.record_feedback(session_id, {"feedback_type": "accept", "rating": 5})
+from edi_storage import Storage
+storage = Storage()                       # ./edi_sessions.db, created at the newest schema
+session_id = storage.sessions.save_session({...})
+with storage.unit_of_work() as uow:       # several calls, one transaction
+    uow.sessions.record_feedback(session_id, {"feedback_type": "accept", "rating": 5})
 """
 
 from edi_storage.errors import (

@@ -181,25 +181,48 @@ def session_view(s: SessionDetail) -> Group:
     summary.add_column(style="bold")
     summary.add_column(overflow="fold")
     for label, value in (
-        ("image", s.image_path), ("prompt", s.naive_prompt), ("status", s.status),
-        ("score", s.final_alignment_score), ("created", s.created_at), ("updated", s.updated_at),
-        ("processing time (s)", s.processing_time), ("model", s.model_version),
-        ("tags", ", ".join(s.session_tags) if s.session_tags else None), ("user", s.user_id),
-        ("project", s.project_id), ("metadata", s.session_metadata),
-    ):  # fmt: skip
+        ("image", s.image_path),
+        ("prompt", s.naive_prompt),
+        ("status", s.status),
+        ("score", s.final_alignment_score),
+        ("created", s.created_at),
+        ("updated", s.updated_at),
+        ("processing time (s)", s.processing_time),
+        ("model", s.model_version),
+        ("tags", ", ".join(s.session_tags) if s.session_tags else None),
+        ("user", s.user_id),
+        ("project", s.project_id),
+        ("metadata", s.session_metadata),
+    ):
         summary.add_row(*cells(label, value))
 
     prompts = table("prompts", "iteration", "positive", "negative", "quality", "time (s)", "confidence")
     for p in s.prompts:
-        prompts.add_row(*cells(p.iteration, p.positive_prompt, p.negative_prompt, p.quality_score,
-                               p.generation_time, p.model_confidence))  # fmt: skip
+        prompts.add_row(
+            *cells(
+                p.iteration,
+                p.positive_prompt,
+                p.negative_prompt,
+                p.quality_score,
+                p.generation_time,
+                p.model_confidence,
+            )
+        )
     entities = table("entities", "entity", "label", "confidence", "bbox", "area %", "colour")
     for e in s.entities:
         entities.add_row(*cells(e.entity_id, e.label, e.confidence, e.bbox, e.area_percent, e.color_hex))
     validations = table("validations", "attempt", "alignment", "preserved", "modified", "unintended", "note")
     for v in s.validations:
-        validations.add_row(*cells(v.attempt_number, v.alignment_score, v.preserved_count, v.modified_count,
-                                   v.unintended_count, v.user_feedback))  # fmt: skip
+        validations.add_row(
+            *cells(
+                v.attempt_number,
+                v.alignment_score,
+                v.preserved_count,
+                v.modified_count,
+                v.unintended_count,
+                v.user_feedback,
+            )
+        )
     feedback = table("feedback", "type", "rating", "comments", "created")
     for f in s.feedback:
         feedback.add_row(*cells(f.feedback_type, f.rating, f.comments, f.created_at))
@@ -223,9 +246,12 @@ def status_table(url: str, status: SchemaStatus) -> Table:
 
 def progress_bar(console: Console) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=console,
-    )  # fmt: skip
+    )
 
 
 # -- input -----------------------------------------------------------------------------------------
@@ -300,8 +326,14 @@ def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         status = storage.schema_status()
         url = storage.url.render_as_string(hide_password=True)
     if as_json:
-        print_json({"state": status.state.value, "revision": status.revision, "head": status.head,
-                    "differences": status.differences})  # fmt: skip
+        print_json(
+            {
+                "state": status.state.value,
+                "revision": status.revision,
+                "head": status.head,
+                "differences": status.differences,
+            }
+        )
         return
     state.out.print(status_table(url, status))
     if status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}:
@@ -330,9 +362,15 @@ def history(
     state: Cli = ctx.obj
     with state.storage() as storage:
         sessions = storage.sessions.query_history(
-            limit=limit, offset=offset, status_filter=status, date_from=date_from, date_to=date_to,
-            min_score=min_score, search_term=search, order_by=order_by,
-        )  # fmt: skip
+            limit=limit,
+            offset=offset,
+            status_filter=status,
+            date_from=date_from,
+            date_to=date_to,
+            min_score=min_score,
+            search_term=search,
+            order_by=order_by,
+        )
     if as_json:
         print_json([s.model_dump(mode="json") for s in sessions])
     elif sessions:

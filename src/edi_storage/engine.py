@@ -66,7 +66,9 @@ def create_storage_engine(
     return create_engine(parsed, pool_pre_ping=True, echo=echo, **extra)
 
 
-def _sqlite_engine(url: URL, *, busy_timeout_ms: int, echo: bool, creator: Callable[[], Any] | None) -> Engine:
+def _sqlite_engine(
+    url: URL, *, busy_timeout_ms: int, echo: bool, creator: Callable[[], Any] | None
+) -> Engine:
     path = sqlite_file(url)
     if path is not None and not path.parent.exists():
         raise DatabaseUnavailable(

@@ -24,7 +24,9 @@ from edi_storage.errors import (
 )
 
 _CHECK = re.compile(r'(?:CHECK constraint failed: |violates check constraint ")ck_(\w+?)_(\w+)"?')
-_NOT_NULL = re.compile(r'NOT NULL constraint failed: (\w+)\.(\w+)|null value in column "(\w+)" of relation "(\w+)"')
+_NOT_NULL = re.compile(
+    r'NOT NULL constraint failed: (\w+)\.(\w+)|null value in column "(\w+)" of relation "(\w+)"'
+)
 
 
 def _pg_code(error: sa_exc.DBAPIError) -> str | None:
@@ -38,9 +40,13 @@ def translate(error: sa_exc.DBAPIError) -> StorageError:
     if isinstance(error, sa_exc.IntegrityError):
         if match := _CHECK.search(message):
             table, constraint = match.group(1), match.group(2)
-            return InvalidInput([FieldError(f"{table}.{constraint}", "violates the database constraint", None)])
+            return InvalidInput(
+                [FieldError(f"{table}.{constraint}", "violates the database constraint", None)]
+            )
         if match := _NOT_NULL.search(message):
-            table, column = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+            table, column = (
+                (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+            )
             return InvalidInput([FieldError(f"{table}.{column}", "is required", None)])
         return Conflict(f"the write conflicts with stored data: {message}")
     if "locked" in lowered or "busy" in lowered or code in {"55P03", "40P01"}:

@@ -52,7 +52,7 @@ class Storage:
         echo: bool | None = None,
         creator: Callable[[], Any] | None = None,
     ) -> None:
-        given = {
+        given: dict[str, Any] = {
             "auto_upgrade": auto_upgrade,
             "backup_before_upgrade": backup_before_upgrade,
             "busy_timeout_ms": busy_timeout_ms,
@@ -65,7 +65,9 @@ class Storage:
         self.engine: Engine = create_storage_engine(
             self.url, busy_timeout_ms=self.settings.busy_timeout_ms, echo=self.settings.echo, creator=creator
         )
-        self._writer = sessionmaker(self.engine.execution_options(**{WRITE_INTENT: True}), expire_on_commit=False)
+        self._writer = sessionmaker(
+            self.engine.execution_options(**{WRITE_INTENT: True}), expire_on_commit=False
+        )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ok = False
         self.sessions = SessionService(storage=self)
@@ -110,9 +112,13 @@ class Storage:
                 f"({status.head!r}); upgrade edi-storage (pip install -U edi-storage)"
             )
         if status.state is SchemaState.UNRECOGNISED:
-            raise SchemaUnrecognised("the database is not an edi-storage database: " + "; ".join(status.differences))
-        where = "a reference-implementation database" if status.state is SchemaState.REFERENCE else (
-            f"at revision {status.revision!r}" if status.revision else "without edi-storage tables"
+            raise SchemaUnrecognised(
+                "the database is not an edi-storage database: " + "; ".join(status.differences)
+            )
+        where = (
+            "a reference-implementation database"
+            if status.state is SchemaState.REFERENCE
+            else (f"at revision {status.revision!r}" if status.revision else "without edi-storage tables")
         )
         raise SchemaOutOfDate(
             f"the database is {where}, behind the code ({status.head!r}); run `edi-storage upgrade` "

@@ -44,5 +44,3 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
-
-

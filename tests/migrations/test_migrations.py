@@ -94,7 +94,13 @@ def test_cascade_survives_the_round_trip(empty_url: str) -> None:
     run_alembic(empty_url, "upgrade", "head")
     with Storage(empty_url) as storage:
         storage.sessions.delete_session(ids[0])
-    assert row_counts(empty_url) == {"sessions": 1, "prompts": 3, "entities": 5, "validations": 2, "user_feedback": 1}
+    assert row_counts(empty_url) == {
+        "sessions": 1,
+        "prompts": 3,
+        "entities": 5,
+        "validations": 2,
+        "user_feedback": 1,
+    }
 
 
 @pytest.mark.parametrize("name", ["reference_edidatabase.db", "reference_database_class.db"])
@@ -133,8 +139,12 @@ def test_alembic_command_line_adopts_a_reference_database(tmp_path: Path) -> Non
     alembic = Path(sys.executable).with_name("alembic")
     result = subprocess.run(
         [str(alembic), "-c", str(root / "alembic.ini"), "upgrade", "head"],
-        env=env, capture_output=True, text=True, check=False, cwd=tmp_path,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     with Storage(sqlite_url(path)) as storage:
         assert storage.current_revision() == head_revision()
@@ -219,7 +229,9 @@ def test_concurrent_upgrades_are_serialised(tmp_path: Path) -> None:
     path = tmp_path / "race.db"
     shutil.copy(FIXTURES / "reference_database_class.db", path)
     processes = [
-        subprocess.Popen([sys.executable, "-c", UPGRADER, sqlite_url(path)], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", UPGRADER, sqlite_url(path)], stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     for process in processes:
@@ -248,8 +260,16 @@ def test_every_revision_ever_released_upgrades_to_head_with_its_rows(tmp_path: P
         for session_id, facts in expected["sessions"].items():
             loaded = storage.sessions.load_session(session_id)
             assert loaded is not None
-            assert (loaded.status, loaded.final_alignment_score) == (facts["status"], facts["final_alignment_score"])
-            assert len(loaded.entities) == 2 and loaded.entities[0].bbox == {"x1": 0, "y1": 0, "x2": 10, "y2": 10}
+            assert (loaded.status, loaded.final_alignment_score) == (
+                facts["status"],
+                facts["final_alignment_score"],
+            )
+            assert len(loaded.entities) == 2 and loaded.entities[0].bbox == {
+                "x1": 0,
+                "y1": 0,
+                "x2": 10,
+                "y2": 10,
+            }
         storage.sessions.record_feedback(next(iter(expected["sessions"])), {"feedback_type": "accept"})
 
 

@@ -56,7 +56,10 @@ def test_database_rejects_bad_rows(storage: Storage, statement: str) -> None:
 def test_good_colours_pass(storage: Storage) -> None:
     execute(storage, SESSION)
     for colour in ("#87CEEB", "#00ff00", "#aBcDeF"):
-        execute(storage, f"INSERT INTO entities (session_id, entity_id, label, confidence, color_hex) VALUES ('s', 'a', 'b', 0.5, '{colour}')")
+        execute(
+            storage,
+            f"INSERT INTO entities (session_id, entity_id, label, confidence, color_hex) VALUES ('s', 'a', 'b', 0.5, '{colour}')",
+        )
 
 
 def test_deleting_a_session_in_sql_cascades(storage: Storage) -> None:
@@ -74,8 +77,11 @@ def test_deleting_a_session_in_sql_cascades(storage: Storage) -> None:
 def test_timestamps_are_aware_utc_and_updated_at_moves(storage: Storage) -> None:
     paris = timezone(timedelta(hours=1))
     with storage.unit_of_work() as uow:
-        uow.session.add(EditSession(id="t", image_path="i", naive_prompt="p",
-                                    created_at=datetime(2026, 3, 1, 13, tzinfo=paris)))  # fmt: skip
+        uow.session.add(
+            EditSession(
+                id="t", image_path="i", naive_prompt="p", created_at=datetime(2026, 3, 1, 13, tzinfo=paris)
+            )
+        )
     with storage.unit_of_work() as uow:
         row = uow.session.get_one(EditSession, "t")
         assert row.created_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -96,7 +102,9 @@ def test_json_columns_hold_real_json(storage: Storage) -> None:
     json_type = "json_type" if storage.engine.dialect.name == "sqlite" else "jsonb_typeof"
     with storage.engine.connect() as conn:
         kinds = conn.execute(
-            text(f"SELECT {json_type}(session_metadata), {json_type}(session_tags) FROM sessions WHERE id = :id"),
+            text(
+                f"SELECT {json_type}(session_metadata), {json_type}(session_tags) FROM sessions WHERE id = :id"
+            ),
             {"id": session_id},
         ).one()
         bbox_kind = conn.execute(text(f"SELECT {json_type}(bbox_json) FROM entities LIMIT 1")).scalar_one()

@@ -22,20 +22,36 @@ def reference_session(**overrides: Any) -> dict[str, Any]:
         "status": "completed",
         "final_alignment_score": 0.85,
         "prompts": [
-            {"iteration": 0, "positive_prompt": "dramatic sky with storm clouds",
-             "negative_prompt": "sunny sky, clear weather", "quality_score": 0.92}
+            {
+                "iteration": 0,
+                "positive_prompt": "dramatic sky with storm clouds",
+                "negative_prompt": "sunny sky, clear weather",
+                "quality_score": 0.92,
+            }
         ],
         "entities": [
-            {"entity_id": "sky_0", "label": "sky", "confidence": 0.95,
-             "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768}, "mask_path": "/path/to/mask.png",
-             "color_hex": "#87CEEB", "area_percent": 39.6}
+            {
+                "entity_id": "sky_0",
+                "label": "sky",
+                "confidence": 0.95,
+                "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768},
+                "mask_path": "/path/to/mask.png",
+                "color_hex": "#87CEEB",
+                "area_percent": 39.6,
+            }
         ],
         "validations": [
-            {"attempt_number": 1, "alignment_score": 0.85, "preserved_count": 3, "modified_count": 1,
-             "unintended_count": 0, "user_feedback": "Great improvement to the sky!"}
+            {
+                "attempt_number": 1,
+                "alignment_score": 0.85,
+                "preserved_count": 3,
+                "modified_count": 1,
+                "unintended_count": 0,
+                "user_feedback": "Great improvement to the sky!",
+            }
         ],
         "user_feedback": {"feedback_type": "accept", "comments": "Perfect!", "rating": 5},
-    }  # fmt: skip
+    }
     data.update(overrides)
     return data
 
@@ -46,7 +62,10 @@ def count_rows(storage: Storage, model: type[Any]) -> int:
 
 
 def all_counts(storage: Storage) -> dict[str, int]:
-    return {m.__tablename__: count_rows(storage, m) for m in (EditSession, Prompt, Entity, Validation, UserFeedback)}
+    return {
+        m.__tablename__: count_rows(storage, m)
+        for m in (EditSession, Prompt, Entity, Validation, UserFeedback)
+    }
 
 
 class StatementCounter:
@@ -85,7 +104,13 @@ def test_saving_an_existing_id_replaces_and_never_duplicates(storage: Storage) -
     storage.sessions.save_session(reference_session())
     first = storage.sessions.load_session("session-789")
     storage.sessions.save_session(reference_session())
-    assert all_counts(storage) == {"sessions": 1, "prompts": 1, "entities": 1, "validations": 1, "user_feedback": 1}
+    assert all_counts(storage) == {
+        "sessions": 1,
+        "prompts": 1,
+        "entities": 1,
+        "validations": 1,
+        "user_feedback": 1,
+    }
 
     storage.sessions.save_session(reference_session(status="failed", prompts=[], entities=[]))
     again = storage.sessions.load_session("session-789")
@@ -141,18 +166,28 @@ def test_saving_a_graph_is_a_bounded_number_of_statements(storage: Storage) -> N
         ({"final_alignment_score": 1.5}, "final_alignment_score", 1.5),
         ({"image_path": ""}, "image_path", ""),
         ({"entities": [{"entity_id": "a", "label": "b", "confidence": 2}]}, "entities.0.confidence", 2),
-        ({"entities": [{"entity_id": "a", "label": "b", "confidence": 0.5, "color_hex": "blue"}]},
-         "entities.0.color_hex", "blue"),
-        ({"entities": [{"entity_id": "a", "label": "b", "confidence": 0.5, "area_percent": 101}]},
-         "entities.0.area_percent", 101),
-        ({"validations": [{"attempt_number": 1, "unintended_count": -1}]}, "validations.0.unintended_count", -1),
+        (
+            {"entities": [{"entity_id": "a", "label": "b", "confidence": 0.5, "color_hex": "blue"}]},
+            "entities.0.color_hex",
+            "blue",
+        ),
+        (
+            {"entities": [{"entity_id": "a", "label": "b", "confidence": 0.5, "area_percent": 101}]},
+            "entities.0.area_percent",
+            101,
+        ),
+        (
+            {"validations": [{"attempt_number": 1, "unintended_count": -1}]},
+            "validations.0.unintended_count",
+            -1,
+        ),
         ({"user_feedback": {"feedback_type": "maybe"}}, "user_feedback.feedback_type", "maybe"),
         ({"user_feedback": {"feedback_type": "accept", "rating": 6}}, "user_feedback.rating", 6),
         ({"prompts": [{"iteration": -1, "positive_prompt": "x"}]}, "prompts.0.iteration", -1),
         ({"colour": "red"}, "colour", "red"),
         ({"final_alignment_score": float("nan")}, "final_alignment_score", None),
     ],
-)  # fmt: skip
+)
 def test_bad_input_names_field_and_value_and_writes_nothing(
     storage: Storage, change: dict[str, Any], field: str, value: object
 ) -> None:
@@ -193,7 +228,7 @@ def test_batch_saves_everything_and_replaces_existing(storage: Storage) -> None:
 
 def test_database_rejects_what_slipped_past_validation(storage: Storage) -> None:
     """A database CHECK failure arrives as InvalidInput naming the table and constraint."""
-    with pytest.raises(InvalidInput, match="sessions.status"), storage.unit_of_work() as uow:
+    with pytest.raises(InvalidInput, match=r"sessions\.status"), storage.unit_of_work() as uow:
         uow.session.add(EditSession(id="x", image_path="a", naive_prompt="b", status="weird"))
         uow.session.flush()
     assert all_counts(storage)["sessions"] == 0
@@ -203,11 +238,19 @@ def test_database_rejects_what_slipped_past_validation(storage: Storage) -> None
 def test_step_by_step_growth(storage: Storage) -> None:
     session_id = storage.sessions.save_session({"image_path": "/i.jpg", "naive_prompt": "make sky dramatic"})
     before = storage.sessions.load_session(session_id)
-    prompt_id = storage.sessions.add_prompt_iteration(session_id, {"iteration": 0, "positive_prompt": "storm"})
-    entity_ids = storage.sessions.add_entities(
-        session_id, [{"entity_id": "sky_0", "label": "sky", "confidence": 0.9}, {"entity_id": "tree_1", "label": "tree", "confidence": 0.4}]
+    prompt_id = storage.sessions.add_prompt_iteration(
+        session_id, {"iteration": 0, "positive_prompt": "storm"}
     )
-    validation_id = storage.sessions.record_validation(session_id, {"attempt_number": 1, "alignment_score": 0.8})
+    entity_ids = storage.sessions.add_entities(
+        session_id,
+        [
+            {"entity_id": "sky_0", "label": "sky", "confidence": 0.9},
+            {"entity_id": "tree_1", "label": "tree", "confidence": 0.4},
+        ],
+    )
+    validation_id = storage.sessions.record_validation(
+        session_id, {"attempt_number": 1, "alignment_score": 0.8}
+    )
     feedback_id = storage.sessions.record_feedback(session_id, {"feedback_type": "partial", "rating": 3})
     storage.sessions.record_feedback(session_id, {"feedback_type": "accept", "rating": 5})
     loaded = storage.sessions.load_session(session_id)
@@ -229,7 +272,9 @@ def test_step_by_step_growth(storage: Storage) -> None:
         ("record_feedback", {"feedback_type": "accept"}),
     ],
 )
-def test_step_methods_raise_not_found_for_unknown_session(storage: Storage, method: str, payload: Any) -> None:
+def test_step_methods_raise_not_found_for_unknown_session(
+    storage: Storage, method: str, payload: Any
+) -> None:
     with pytest.raises(NotFound, match="'ghost'"):
         getattr(storage.sessions, method)("ghost", payload)
     assert sum(all_counts(storage).values()) == 0
@@ -256,7 +301,13 @@ def test_delete_cascades_to_every_child(storage: Storage) -> None:
     other = storage.sessions.save_session(SessionCreateFactory.build())
     storage.sessions.delete_session("session-789")
     assert storage.sessions.load_session("session-789") is None
-    assert all_counts(storage) == {"sessions": 1, "prompts": 3, "entities": 5, "validations": 2, "user_feedback": 1}
+    assert all_counts(storage) == {
+        "sessions": 1,
+        "prompts": 3,
+        "entities": 5,
+        "validations": 2,
+        "user_feedback": 1,
+    }
     assert storage.sessions.load_session(other) is not None
     with pytest.raises(NotFound):
         storage.sessions.delete_session("session-789")
@@ -277,11 +328,17 @@ def history(storage: Storage) -> Storage:
     ]
     storage.sessions.batch_save_sessions(
         [
-            {"id": i, "image_path": p, "naive_prompt": n, "status": s, "final_alignment_score": sc,
-             "created_at": start + timedelta(hours=k)}
+            {
+                "id": i,
+                "image_path": p,
+                "naive_prompt": n,
+                "status": s,
+                "final_alignment_score": sc,
+                "created_at": start + timedelta(hours=k),
+            }
             for k, (i, p, n, s, sc) in enumerate(rows)
         ]
-    )  # fmt: skip
+    )
     return storage
 
 
@@ -306,14 +363,21 @@ def test_history_defaults_to_newest_first(history: Storage) -> None:
         ({"search_term": "sky_"}, ["d"]),
         ({"date_from": "2026-01-01T14:00:00+00:00"}, ["f", "e", "d", "c"]),
         ({"date_to": datetime(2026, 1, 1, 13, tzinfo=UTC)}, ["b", "a"]),
-        ({"date_from": "2026-01-01T13:00:00", "date_to": "2026-01-01T15:00:00Z", "status_filter": "completed"}, ["b"]),
+        (
+            {
+                "date_from": "2026-01-01T13:00:00",
+                "date_to": "2026-01-01T15:00:00Z",
+                "status_filter": "completed",
+            },
+            ["b"],
+        ),
         ({"order_by": "created_at asc", "limit": 2}, ["a", "b"]),
         ({"order_by": "created_at DESC", "limit": 2, "offset": 2}, ["d", "c"]),
         ({"order_by": "final_alignment_score desc"}, ["a", "e", "b", "c", "f", "d"]),
         ({"order_by": "final_alignment_score asc", "limit": 4}, ["c", "b", "e", "a"]),
         ({"offset": 10}, []),
     ],
-)  # fmt: skip
+)
 def test_history_filters_combine(history: Storage, kwargs: dict[str, Any], expected: list[str]) -> None:
     assert ids(history.sessions.query_history(**kwargs)) == expected
 
@@ -369,6 +433,14 @@ def test_statistics(history: Storage) -> None:
 
 def test_statistics_of_an_empty_database(storage: Storage) -> None:
     stats = storage.sessions.get_statistics()
-    assert (stats.total_sessions, stats.status_breakdown, stats.average_alignment_score, stats.successful_rate) == (
-        0, {}, None, 0.0,
-    )  # fmt: skip
+    assert (
+        stats.total_sessions,
+        stats.status_breakdown,
+        stats.average_alignment_score,
+        stats.successful_rate,
+    ) == (
+        0,
+        {},
+        None,
+        0.0,
+    )

@@ -1,1 +1,2 @@
-"""Schema versioning at run time: where the revisions are, where a database stands, how to upgrade it safely."""
+"""Schema versioning at run time: where the revisions are, where a database stands, and how to
+upgrade it safely."""

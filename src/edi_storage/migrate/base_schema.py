@@ -18,7 +18,6 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
     """The five base tables; ``sessions_updated_at`` adds the column the reference ``Database`` class has."""
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     now = sa.text("CURRENT_TIMESTAMP")
-    autoincrement = {"sqlite_autoincrement": True}
 
     def session_fk() -> sa.ForeignKey:
         return sa.ForeignKey("sessions.id")  # named fk_<table>_session_id_sessions by the convention
@@ -32,9 +31,10 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
         sa.Column("naive_prompt", sa.Text, nullable=False),
         sa.Column("status", sa.Text),
         sa.Column("final_alignment_score", sa.Float),
-        *([sa.Column("updated_at", sa.DateTime, server_default=now)] if sessions_updated_at else []),
         sa.CheckConstraint("status IN ('in_progress', 'completed', 'failed')", name="status"),
     )
+    if sessions_updated_at:
+        metadata.tables["sessions"].append_column(sa.Column("updated_at", sa.DateTime, server_default=now))
     sa.Table(
         "prompts",
         metadata,
@@ -45,7 +45,7 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
         sa.Column("negative_prompt", sa.Text),
         sa.Column("quality_score", sa.Float),
         sa.Column("created_at", sa.DateTime, server_default=now),
-        **autoincrement,
+        sqlite_autoincrement=True,
     )
     sa.Table(
         "entities",
@@ -59,7 +59,7 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
         sa.Column("mask_path", sa.Text),
         sa.Column("color_hex", sa.Text),
         sa.Column("area_percent", sa.Float),
-        **autoincrement,
+        sqlite_autoincrement=True,
     )
     sa.Table(
         "validations",
@@ -73,7 +73,7 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
         sa.Column("unintended_count", sa.Integer),
         sa.Column("user_feedback", sa.Text),
         sa.Column("created_at", sa.DateTime, server_default=now),
-        **autoincrement,
+        sqlite_autoincrement=True,
     )
     sa.Table(
         "user_feedback",
@@ -86,7 +86,7 @@ def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:
         sa.Column("created_at", sa.DateTime, server_default=now),
         sa.CheckConstraint("feedback_type IN ('accept', 'reject', 'partial')", name="feedback_type"),
         sa.CheckConstraint("rating BETWEEN 1 AND 5", name="rating"),
-        **autoincrement,
+        sqlite_autoincrement=True,
     )
     return metadata
 

@@ -38,7 +38,8 @@ def sqlite_has_tables(database: Path) -> bool:
     if not database.exists() or database.stat().st_size == 0:
         return False
     with _closing(sqlite3.connect(database)) as conn:
-        return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] > 0
+        tables: int = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+        return tables > 0
 
 
 def backup_sqlite(database: Path, target: Path) -> Path:

@@ -12,9 +12,9 @@ One registry carries the three decisions that must hold for every table, so that
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Text, func
+from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableDict, MutableList
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,6 +77,11 @@ class Base(DeclarativeBase):
         list[str]: MutableList.as_mutable(portable_json()),
         list[float]: MutableList.as_mutable(portable_json()),
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as one (``__table__`` is declared as the broader FromClause)."""
+    return cast(Table, model.__table__)
 
 
 class CreatedAt:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Relationship, mapped_column, relationship
 
 from edi_storage.models.base import Base, CreatedAt, Timestamps
 
@@ -54,7 +54,16 @@ def session_fk() -> Any:
     return ForeignKey("sessions.id", ondelete="CASCADE")
 
 
-CHILD_CASCADE = {"cascade": "all, delete-orphan", "passive_deletes": True, "lazy": "raise_on_sql"}
+def children(order_by: str) -> Relationship[Any]:
+    """A session's child collection: deleted with it (by the database's cascade: passive_deletes), and
+    never lazy-loaded behind the caller's back."""
+    return relationship(
+        back_populates="session",
+        order_by=order_by,
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise_on_sql",
+    )
 
 
 class EditSession(Timestamps, Base):
@@ -76,18 +85,10 @@ class EditSession(Timestamps, Base):
     user_id: Mapped[str | None]
     project_id: Mapped[str | None]
 
-    prompts: Mapped[list[Prompt]] = relationship(
-        back_populates="session", order_by="(Prompt.iteration, Prompt.id)", **CHILD_CASCADE
-    )
-    entities: Mapped[list[Entity]] = relationship(
-        back_populates="session", order_by="Entity.id", **CHILD_CASCADE
-    )
-    validations: Mapped[list[Validation]] = relationship(
-        back_populates="session", order_by="(Validation.attempt_number, Validation.id)", **CHILD_CASCADE
-    )
-    feedback: Mapped[list[UserFeedback]] = relationship(
-        back_populates="session", order_by="(UserFeedback.created_at, UserFeedback.id)", **CHILD_CASCADE
-    )
+    prompts: Mapped[list[Prompt]] = children("(Prompt.iteration, Prompt.id)")
+    entities: Mapped[list[Entity]] = children("Entity.id")
+    validations: Mapped[list[Validation]] = children("(Validation.attempt_number, Validation.id)")
+    feedback: Mapped[list[UserFeedback]] = children("(UserFeedback.created_at, UserFeedback.id)")
 
     __table_args__ = (
         CheckConstraint(one_of("status", SessionStatus), name="status"),

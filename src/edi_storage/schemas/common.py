@@ -49,7 +49,9 @@ M = TypeVar("M", bound=BaseModel)
 def field_errors(error: ValidationError, prefix: str = "") -> list[FieldError]:
     return [
         FieldError(
-            field=prefix + ".".join(str(part) for part in e["loc"]) if e["loc"] else prefix.rstrip(".") or "input",
+            field=prefix + ".".join(str(part) for part in e["loc"])
+            if e["loc"]
+            else prefix.rstrip(".") or "input",
             message=e["msg"],
             value=e.get("input"),
         )

@@ -241,4 +241,3 @@ class HistoryQuery(InputModel):
         if isinstance(data, dict) and isinstance(data.get("order_by"), str):
             data = {**data, "order_by": " ".join(data["order_by"].lower().split())}
         return data
-

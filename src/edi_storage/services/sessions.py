@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from edi_storage.errors import FieldError, InvalidInput, NotFound
-from edi_storage.models.base import utcnow
+from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
     EditSession,
@@ -50,11 +50,20 @@ if TYPE_CHECKING:
 
 SessionInput = SessionCreate | Mapping[str, Any]
 
+SESSIONS = table_of(EditSession)
 _SUMMARY_COLUMNS = [getattr(EditSession, name) for name in SessionSummary.model_fields]
 _SESSION_FIELDS = (
-    "image_path", "naive_prompt", "status", "final_alignment_score", "processing_time", "model_version",
-    "session_tags", "session_metadata", "user_id", "project_id",
-)  # fmt: skip
+    "image_path",
+    "naive_prompt",
+    "status",
+    "final_alignment_score",
+    "processing_time",
+    "model_version",
+    "session_tags",
+    "session_metadata",
+    "user_id",
+    "project_id",
+)
 _ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
     OrderBy.CREATED_DESC: (EditSession.created_at.desc(), EditSession.id.desc()),
     OrderBy.CREATED_ASC: (EditSession.created_at.asc(), EditSession.id.asc()),
@@ -117,7 +126,7 @@ class SessionService:
     def load_session(self, session_id: str) -> SessionDetail | None:
         """The whole graph, children in order, in five queries; None when there is no such session."""
         with self._tx(readonly=True) as s:
-            row = s.execute(select(EditSession.__table__).where(EditSession.id == session_id)).first()
+            row = s.execute(select(SESSIONS).where(EditSession.id == session_id)).first()
             if row is None:
                 return None
             children = {
@@ -160,7 +169,7 @@ class SessionService:
         _touch(s, session_id)
         if not rows:
             return []
-        table = model.__table__
+        table = table_of(model)
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(s.execute(statement, rows).scalars())
 
@@ -172,14 +181,14 @@ class SessionService:
         if query.final_alignment_score is not None:
             values["final_alignment_score"] = query.final_alignment_score
         with self._tx() as s:
-            result = s.execute(update(EditSession.__table__).where(EditSession.id == session_id).values(values))
+            result = s.execute(update(SESSIONS).where(EditSession.id == session_id).values(values))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("session", session_id)
 
     def delete_session(self, session_id: str) -> None:
         """Delete a session; the database's ON DELETE CASCADE removes its children in the same statement."""
         with self._tx() as s:
-            result = s.execute(delete(EditSession.__table__).where(EditSession.id == session_id))
+            result = s.execute(delete(SESSIONS).where(EditSession.id == session_id))
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("session", session_id)
 
@@ -198,10 +207,16 @@ class SessionService:
         query = parse(
             HistoryQuery,
             {
-                "limit": limit, "offset": offset, "status_filter": status_filter, "date_from": date_from,
-                "date_to": date_to, "min_score": min_score, "search_term": search_term, "order_by": order_by,
+                "limit": limit,
+                "offset": offset,
+                "status_filter": status_filter,
+                "date_from": date_from,
+                "date_to": date_to,
+                "min_score": min_score,
+                "search_term": search_term,
+                "order_by": order_by,
             },
-        )  # fmt: skip
+        )
         return self._summaries(query)
 
     def _summaries(self, query: HistoryQuery) -> list[SessionSummary]:
@@ -223,7 +238,10 @@ class SessionService:
 
     def get_successful_sessions(self, min_score: float = 0.7, limit: int = 50) -> list[SessionSummary]:
         return self.query_history(
-            limit=limit, status_filter=SessionStatus.COMPLETED, min_score=min_score, order_by=OrderBy.SCORE_DESC
+            limit=limit,
+            status_filter=SessionStatus.COMPLETED,
+            min_score=min_score,
+            order_by=OrderBy.SCORE_DESC,
         )
 
     def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
@@ -271,21 +289,20 @@ def _filters(query: HistoryQuery) -> list[ColumnElement[bool]]:
     if query.search_term:
         pattern = f"%{escape_like(query.search_term)}%"
         filters.append(
-            EditSession.image_path.ilike(pattern, escape="\\") | EditSession.naive_prompt.ilike(pattern, escape="\\")
+            EditSession.image_path.ilike(pattern, escape="\\")
+            | EditSession.naive_prompt.ilike(pattern, escape="\\")
         )
     return filters
 
 
 def _rows(s: Session, model: type[Any], session_id: str, *order: Any) -> list[dict[str, Any]]:
-    statement = select(model.__table__).where(model.session_id == session_id).order_by(*order)
+    statement = select(table_of(model)).where(model.session_id == session_id).order_by(*order)
     return [dict(row) for row in s.execute(statement).mappings()]
 
 
 def _touch(s: Session, session_id: str) -> None:
     """Bump the session's updated_at; NotFound when it does not exist (before any child is written)."""
-    result = s.execute(
-        update(EditSession.__table__).where(EditSession.id == session_id).values(updated_at=utcnow())
-    )
+    result = s.execute(update(SESSIONS).where(EditSession.id == session_id).values(updated_at=utcnow()))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound("session", session_id)
 
@@ -303,14 +320,16 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
             values = {**fields, "updated_at": now}
             if item.created_at is not None:
                 values["created_at"] = item.created_at
-            s.execute(update(EditSession.__table__).where(EditSession.id == session_id).values(values))
+            s.execute(update(SESSIONS).where(EditSession.id == session_id).values(values))
         else:
-            new_rows.append({"id": session_id, **fields, "created_at": item.created_at or now, "updated_at": now})
+            new_rows.append(
+                {"id": session_id, **fields, "created_at": item.created_at or now, "updated_at": now}
+            )
     if existing:
         for child in SESSION_CHILDREN:
-            s.execute(delete(child.__table__).where(child.session_id.in_(existing)))
+            s.execute(delete(table_of(child)).where(child.session_id.in_(existing)))
     if new_rows:
-        s.execute(insert(EditSession.__table__), new_rows)
+        s.execute(insert(SESSIONS), new_rows)
     children: dict[type[Any], list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
     for session_id, item in zip(ids, items, strict=True):
         children[Prompt].extend(_prompt_row(session_id, p, now) for p in item.prompts)
@@ -319,17 +338,21 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in item.all_feedback())
     for model, rows in children.items():
         if rows:
-            s.execute(insert(model.__table__), rows)
+            s.execute(insert(table_of(model)), rows)
     for session_id in existing:  # anything loaded earlier in this unit of work is now stale
-        if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:  # type: ignore[attr-defined]
+        if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
             s.expire(obj)
     return ids
 
 
 def _prompt_row(session_id: str, p: PromptIn, now: datetime | None = None) -> dict[str, Any]:
     created = p.created_at or now or utcnow()
-    return {"session_id": session_id, **p.model_dump(exclude={"created_at"}), "created_at": created,
-            "updated_at": created}  # fmt: skip
+    return {
+        "session_id": session_id,
+        **p.model_dump(exclude={"created_at"}),
+        "created_at": created,
+        "updated_at": created,
+    }
 
 
 def _entity_row(session_id: str, e: EntityIn) -> dict[str, Any]:
@@ -338,7 +361,11 @@ def _entity_row(session_id: str, e: EntityIn) -> dict[str, Any]:
 
 
 def _validation_row(session_id: str, v: ValidationIn, now: datetime | None = None) -> dict[str, Any]:
-    return {"session_id": session_id, **v.model_dump(exclude={"created_at"}), "created_at": v.created_at or now or utcnow()}
+    return {
+        "session_id": session_id,
+        **v.model_dump(exclude={"created_at"}),
+        "created_at": v.created_at or now or utcnow(),
+    }
 
 
 def _feedback_row(session_id: str, f: FeedbackIn, now: datetime | None = None) -> dict[str, Any]:
@@ -346,4 +373,3 @@ def _feedback_row(session_id: str, f: FeedbackIn, now: datetime | None = None) -
     data = f.model_dump(exclude={"created_at"})
     data["feedback_type"] = f.feedback_type.value
     return {"session_id": session_id, **data, "created_at": created, "updated_at": created}
-

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import factory
 import factory.random
 from factory.alchemy import SQLAlchemyModelFactory
@@ -25,9 +23,15 @@ from edi_storage.schemas.sessions import EntityIn, FeedbackIn, PromptIn, Session
 
 LABELS = ("sky", "mountain", "person", "tree", "building", "water", "car", "dog", "road", "cloud")
 EDITS = (
-    "make the {} dramatic", "turn the {} golden", "remove the {}", "make the {} brighter",
-    "blur the {}", "add snow to the {}", "make the {} look like a painting", "darken the {}",
-)  # fmt: skip
+    "make the {} dramatic",
+    "turn the {} golden",
+    "remove the {}",
+    "make the {} brighter",
+    "blur the {}",
+    "add snow to the {}",
+    "make the {} look like a painting",
+    "darken the {}",
+)
 STYLES = ("cinematic lighting", "storm clouds", "soft focus", "high detail", "film grain", "sunset glow")
 COLOURS = ("#87CEEB", "#2E8B57", "#A0522D", "#708090", "#FFD700", "#1E90FF", "#F5F5DC", "#228B22")
 
@@ -38,15 +42,19 @@ def seed(value: int) -> None:
     factory.Faker._get_faker().seed_instance(value)
 
 
+def _random_bbox() -> dict[str, float]:
+    rand = factory.random.randgen
+    x1, y1 = rand.randint(0, 1500), rand.randint(0, 800)
+    return {"x1": x1, "y1": y1, "x2": x1 + rand.randint(20, 400), "y2": y1 + rand.randint(20, 280)}
+
+
 # -- input schemas ---------------------------------------------------------------------------------
 class PromptInFactory(factory.Factory[PromptIn]):
     class Meta:
         model = PromptIn
 
     iteration = factory.Sequence(lambda n: n)
-    positive_prompt = factory.LazyFunction(
-        lambda: ", ".join(factory.random.randgen.sample(STYLES, 2))
-    )
+    positive_prompt = factory.LazyFunction(lambda: ", ".join(factory.random.randgen.sample(STYLES, 2)))
     negative_prompt = "blurry, low quality"
     quality_score = factory.Faker("pyfloat", min_value=0, max_value=1, right_digits=3)
     generation_time = factory.Faker("pyfloat", min_value=0.2, max_value=9, right_digits=2)
@@ -63,17 +71,11 @@ class EntityInFactory(factory.Factory[EntityIn]):
     label = factory.Iterator(LABELS)
     entity_id = factory.LazyAttributeSequence(lambda o, n: f"{o.label}_{n}")
     confidence = factory.Faker("pyfloat", min_value=0.3, max_value=1, right_digits=3)
-    bbox = factory.LazyFunction(lambda: _random_bbox())
+    bbox = factory.LazyFunction(_random_bbox)
     mask_path = factory.LazyAttribute(lambda o: f"/masks/{o.entity_id}.png")
     color_hex = factory.Iterator(COLOURS)
     area_percent = factory.Faker("pyfloat", min_value=0.5, max_value=80, right_digits=1)
     semantic_label = factory.LazyAttribute(lambda o: f"{o.label} region")
-
-
-def _random_bbox() -> dict[str, float]:
-    rand = factory.random.randgen
-    x1, y1 = rand.randint(0, 1500), rand.randint(0, 800)
-    return {"x1": x1, "y1": y1, "x2": x1 + rand.randint(20, 400), "y2": y1 + rand.randint(20, 280)}
 
 
 class ValidationInFactory(factory.Factory[ValidationIn]):
@@ -114,10 +116,15 @@ class SessionCreateFactory(factory.Factory[SessionCreate]):
     id = factory.Faker("uuid4")
     image_path = factory.LazyAttributeSequence(lambda o, n: f"/images/{o.target}/{n:06d}.jpg")
     naive_prompt = factory.LazyAttribute(lambda o: factory.random.randgen.choice(EDITS).format(o.target))
-    status = factory.Iterator([SessionStatus.COMPLETED, SessionStatus.COMPLETED, SessionStatus.IN_PROGRESS,
-                               SessionStatus.FAILED])  # fmt: skip
+    status = factory.Iterator(
+        [SessionStatus.COMPLETED, SessionStatus.COMPLETED, SessionStatus.IN_PROGRESS, SessionStatus.FAILED]
+    )
     final_alignment_score = factory.LazyAttribute(
-        lambda o: round(factory.random.randgen.uniform(0.3, 1), 3) if o.status != SessionStatus.IN_PROGRESS else None
+        lambda o: (
+            round(factory.random.randgen.uniform(0.3, 1), 3)
+            if o.status != SessionStatus.IN_PROGRESS
+            else None
+        )
     )
     processing_time = factory.Faker("pyfloat", min_value=1, max_value=120, right_digits=2)
     model_version = "edi-1.4"
@@ -126,9 +133,14 @@ class SessionCreateFactory(factory.Factory[SessionCreate]):
         lambda o: [PromptInFactory.build(iteration=i) for i in range(o.n_prompts)]
     )
     entities = factory.LazyAttribute(
-        lambda o: [EntityInFactory.build(label=o.target if i == 0 else factory.random.randgen.choice(LABELS),
-                                         entity_id=f"{o.target}_{i}") for i in range(o.n_entities)]
-    )  # fmt: skip
+        lambda o: [
+            EntityInFactory.build(
+                label=o.target if i == 0 else factory.random.randgen.choice(LABELS),
+                entity_id=f"{o.target}_{i}",
+            )
+            for i in range(o.n_entities)
+        ]
+    )
     validations = factory.LazyAttribute(
         lambda o: [ValidationInFactory.build(attempt_number=i + 1) for i in range(o.n_validations)]
     )
@@ -151,7 +163,7 @@ def _current_session() -> Session:
     return _SessionHolder.session
 
 
-class _ModelFactory(SQLAlchemyModelFactory):  # type: ignore[misc]
+class _ModelFactory(SQLAlchemyModelFactory):
     class Meta:
         abstract = True
         sqlalchemy_session_factory = _current_session
@@ -173,7 +185,9 @@ class SessionFactory(_ModelFactory):
 
     prompts = factory.RelatedFactoryList("edi_storage.testing.factories.PromptFactory", "session", size=3)
     entities = factory.RelatedFactoryList("edi_storage.testing.factories.EntityFactory", "session", size=5)
-    validations = factory.RelatedFactoryList("edi_storage.testing.factories.ValidationFactory", "session", size=2)
+    validations = factory.RelatedFactoryList(
+        "edi_storage.testing.factories.ValidationFactory", "session", size=2
+    )
     feedback = factory.RelatedFactoryList("edi_storage.testing.factories.FeedbackFactory", "session", size=1)
 
 

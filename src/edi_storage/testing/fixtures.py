@@ -101,4 +101,3 @@ def sqlite_storage(sqlite_template: Path) -> Iterator[Storage]:
         yield store
     finally:
         store.close()
-
