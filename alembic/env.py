@@ -26,7 +26,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
-from edi_storage.errors import MigrationFailed, SchemaTooNew, SchemaUnrecognised
+from edi_storage.errors import MigrationFailed
 from edi_storage.migrate.safety import (
     backup_sqlite,
     lock_postgres_for_migration,
@@ -35,7 +35,7 @@ from edi_storage.migrate.safety import (
     sqlite_migration_lock,
 )
 from edi_storage.migrate.scripts import VERSION_TABLE
-from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema
+from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema, refusal
 from edi_storage.models import Base
 
 config = context.config
@@ -77,16 +77,8 @@ def classify(connection: Connection) -> SchemaStatus:
     """Refuse, untouched, a database this release must not migrate; otherwise say where it stands."""
     with connection.begin():
         status = inspect_schema(connection)
-    if status.state is SchemaState.AHEAD:
-        raise SchemaTooNew(
-            f"the database is at revision {status.revision!r}, which this release of edi-storage does "
-            f"not know (its newest is {status.head!r}); upgrade edi-storage instead. Nothing was changed."
-        )
-    if status.state is SchemaState.UNRECOGNISED:
-        raise SchemaUnrecognised(
-            "the database has edi-storage's table names but neither its schema history nor the "
-            "reference shape: " + "; ".join(status.differences) + ". Nothing was changed."
-        )
+    if (error := refusal(status)) is not None:
+        raise error
     return status
 
 

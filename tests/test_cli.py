@@ -15,7 +15,7 @@ from edi_storage import SessionCreate, SessionStatus, Storage
 from edi_storage.cli import app
 from edi_storage.migrate.scripts import alembic_config, head_revision
 from edi_storage.migrate.state import SchemaState
-from edi_storage.testing import SessionCreateFactory
+from edi_storage.testing import SessionCreateFactory, examples
 
 runner = CliRunner()
 
@@ -37,46 +37,11 @@ def url(tmp_path: Path) -> str:
 
 
 def reference_session(session_id: str, **overrides: Any) -> dict[str, Any]:
-    """A session in the reference dict shape (storage-database.md), as a reference caller writes it."""
-    data: dict[str, Any] = {
-        "id": session_id,
-        "image_path": "/path/to/example.jpg",
-        "naive_prompt": "make the sky more dramatic",
-        "status": "completed",
-        "final_alignment_score": 0.85,
-        "prompts": [
-            {
-                "iteration": 0,
-                "positive_prompt": "dramatic sky with [storm] clouds",
-                "negative_prompt": "sunny sky, clear weather",
-                "quality_score": 0.92,
-            }
-        ],
-        "entities": [
-            {
-                "entity_id": "sky_0",
-                "label": "sky",
-                "confidence": 0.95,
-                "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768},
-                "mask_path": "/path/to/mask.png",
-                "color_hex": "#87CEEB",
-                "area_percent": 39.6,
-            }
-        ],
-        "validations": [
-            {
-                "attempt_number": 1,
-                "alignment_score": 0.85,
-                "preserved_count": 3,
-                "modified_count": 1,
-                "unintended_count": 0,
-                "user_feedback": "Great improvement to the sky!",
-            }
-        ],
-        "user_feedback": {"feedback_type": "accept", "comments": "Perfect!", "rating": 5},
-    }
-    data.update(overrides)
-    return data
+    """The reference example under another id; its prompt holds Rich markup that must print literally."""
+    example = examples.reference_session(id=session_id, **overrides)
+    if "prompts" not in overrides:
+        example["prompts"][0]["positive_prompt"] = "dramatic sky with [storm] clouds"
+    return example
 
 
 def write_json(path: Path, data: Any) -> Path:

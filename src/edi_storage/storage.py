@@ -19,9 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from edi_storage.config import Settings
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, normalise_url
 from edi_storage.error_mapping import database_errors
-from edi_storage.errors import SchemaOutOfDate, SchemaTooNew, SchemaUnrecognised
 from edi_storage.migrate.scripts import alembic_config
-from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema
+from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.services.sessions import SessionService
 
 
@@ -99,31 +98,13 @@ class Storage:
         self._schema_ok = False
 
     def ensure_current(self) -> None:
+        """Raise the schema error that keeps the services from this database; checked once."""
         if self._schema_ok:
             return
-        status = self.schema_status()
-        if status.state is SchemaState.CURRENT:
-            ensure_wal(self.engine)
-            self._schema_ok = True
-            return
-        if status.state is SchemaState.AHEAD:
-            raise SchemaTooNew(
-                f"the database is at revision {status.revision!r}, newer than this edi-storage knows "
-                f"({status.head!r}); upgrade edi-storage (pip install -U edi-storage)"
-            )
-        if status.state is SchemaState.UNRECOGNISED:
-            raise SchemaUnrecognised(
-                "the database is not an edi-storage database: " + "; ".join(status.differences)
-            )
-        where = (
-            "a reference-implementation database"
-            if status.state is SchemaState.REFERENCE
-            else (f"at revision {status.revision!r}" if status.revision else "without edi-storage tables")
-        )
-        raise SchemaOutOfDate(
-            f"the database is {where}, behind the code ({status.head!r}); run `edi-storage upgrade` "
-            f"(or `alembic upgrade head` with EDI_STORAGE_URL set, or Storage(..., auto_upgrade=True))"
-        )
+        if (error := unusable(self.schema_status())) is not None:
+            raise error
+        ensure_wal(self.engine)
+        self._schema_ok = True
 
     # -- transactions ----------------------------------------------------------------------------
     @contextmanager

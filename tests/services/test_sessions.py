@@ -11,49 +11,7 @@ from sqlalchemy import event, func, select
 from edi_storage import InvalidInput, NotFound, SessionStatus, Storage
 from edi_storage.models import EditSession, Entity, Prompt, UserFeedback, Validation
 from edi_storage.testing import SessionCreateFactory
-
-
-def reference_session(**overrides: Any) -> dict[str, Any]:
-    """The example session of storage-database.md, as a reference caller would pass it."""
-    data: dict[str, Any] = {
-        "id": "session-789",
-        "image_path": "/path/to/example.jpg",
-        "naive_prompt": "make the sky more dramatic",
-        "status": "completed",
-        "final_alignment_score": 0.85,
-        "prompts": [
-            {
-                "iteration": 0,
-                "positive_prompt": "dramatic sky with storm clouds",
-                "negative_prompt": "sunny sky, clear weather",
-                "quality_score": 0.92,
-            }
-        ],
-        "entities": [
-            {
-                "entity_id": "sky_0",
-                "label": "sky",
-                "confidence": 0.95,
-                "bbox": {"x1": 0, "y1": 0, "x2": 1920, "y2": 768},
-                "mask_path": "/path/to/mask.png",
-                "color_hex": "#87CEEB",
-                "area_percent": 39.6,
-            }
-        ],
-        "validations": [
-            {
-                "attempt_number": 1,
-                "alignment_score": 0.85,
-                "preserved_count": 3,
-                "modified_count": 1,
-                "unintended_count": 0,
-                "user_feedback": "Great improvement to the sky!",
-            }
-        ],
-        "user_feedback": {"feedback_type": "accept", "comments": "Perfect!", "rating": 5},
-    }
-    data.update(overrides)
-    return data
+from edi_storage.testing.examples import reference_session
 
 
 def count_rows(storage: Storage, model: type[Any]) -> int:

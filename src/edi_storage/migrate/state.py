@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from sqlalchemy import Connection, inspect, text
 
+from edi_storage.errors import SchemaError, SchemaOutOfDate, SchemaTooNew, SchemaUnrecognised
 from edi_storage.migrate.base_schema import base_metadata
 from edi_storage.migrate.scripts import VERSION_TABLE, head_revision, known_revisions
 
@@ -83,3 +84,41 @@ def reference_shape_differences(connection: Connection, existing: set[str]) -> l
         if unexpected := sorted(columns - expected - REFERENCE_OPTIONAL_COLUMNS.get(table, frozenset())):
             differences.append(f"table {table!r} has unexpected columns {unexpected}")
     return differences
+
+
+UPGRADE_HINT = (
+    "run `edi-storage upgrade` (or `alembic upgrade head` with EDI_STORAGE_URL set, "
+    "or open it with Storage(..., auto_upgrade=True))"
+)
+
+
+def refusal(status: SchemaStatus) -> SchemaError | None:
+    """The error for a database that must not be migrated at all (None when an upgrade may proceed).
+
+    Shared by alembic/env.py, which refuses before touching anything, and by Storage.
+    """
+    if status.state is SchemaState.AHEAD:
+        return SchemaTooNew(
+            f"the database is at revision {status.revision!r}, which this release of edi-storage does not "
+            f"know (its newest is {status.head!r}); upgrade edi-storage (pip install -U edi-storage). "
+            "Nothing was changed."
+        )
+    if status.state is SchemaState.UNRECOGNISED:
+        return SchemaUnrecognised(
+            "the database has edi-storage's table names but neither its schema history nor the reference "
+            "shape: " + "; ".join(status.differences) + ". Nothing was changed."
+        )
+    return None
+
+
+def unusable(status: SchemaStatus) -> SchemaError | None:
+    """The error for a database the services cannot use as it is (None when it is at head)."""
+    if status.state is SchemaState.CURRENT:
+        return None
+    if (error := refusal(status)) is not None:
+        return error
+    where = {
+        SchemaState.REFERENCE: "a database written by the reference implementation",
+        SchemaState.EMPTY: "without edi-storage tables",
+    }.get(status.state, f"at revision {status.revision!r}")
+    return SchemaOutOfDate(f"the database is {where}, behind this release ({status.head!r}); {UPGRADE_HINT}")
