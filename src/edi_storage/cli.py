@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -150,19 +151,24 @@ def shorten(text: str, width: int = PROMPT_WIDTH) -> str:
 
 
 def table(title: str | None, *columns: str) -> Table:
-    result = Table(title=title, title_justify="left", header_style="bold")
+    result = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     for column in columns:
         result.add_column(column, overflow="fold")
     return result
 
 
 def history_table(sessions: Sequence[SessionSummary], title: str | None = None) -> Table:
-    result = table(title, "id", "created (UTC)", "status", "score", "prompt")
-    id_column, _, _, score_column, _ = result.columns
-    id_column.no_wrap = True  # `show` needs the id whole, so a narrow terminal wraps the prompt instead
-    score_column.no_wrap = True
+    # The prompt goes under the id, not in a column of its own: `show` needs the id whole, and five
+    # columns with a 36-character id do not fit an 80-column terminal.
+    result = table(title, "session", "created (UTC)", "status", "score")
+    result.columns[0].min_width = 36  # a UUID, unbroken
+    for column in result.columns[1:]:
+        column.no_wrap = True
     for s in sessions:
-        result.add_row(*cells(s.id, s.created_at, s.status, s.final_alignment_score, shorten(s.naive_prompt)))
+        session = Text(s.id)
+        session.append("\n" + shorten(s.naive_prompt), style="dim")
+        created = s.created_at.strftime("%Y-%m-%d %H:%M")
+        result.add_row(session, *cells(created, s.status, s.final_alignment_score))
     return result
 
 

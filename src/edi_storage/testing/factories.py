@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import factory
 import factory.random
 from factory.alchemy import SQLAlchemyModelFactory
@@ -126,6 +128,7 @@ class SessionCreateFactory(factory.Factory[SessionCreate]):
             else None
         )
     )
+    created_at = factory.Faker("date_time_between", start_date="-30d", end_date="now", tzinfo=UTC)
     processing_time = factory.Faker("pyfloat", min_value=1, max_value=120, right_digits=2)
     model_version = "edi-1.4"
     session_tags = factory.LazyAttribute(lambda o: [o.target, "demo"])
