@@ -27,6 +27,7 @@ from sqlalchemy import Connection, text
 
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
 from edi_storage.errors import MigrationFailed
+from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
 from edi_storage.migrate.safety import (
     backup_sqlite,
     lock_postgres_for_migration,
@@ -69,8 +70,9 @@ def backup_wanted() -> bool:
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    # Our version table is Alembic's business, not the models'.
-    return not (type_ == "table" and name == VERSION_TABLE)
+    # The version table is Alembic's, the audit context table the audit triggers' (SQLite only): neither
+    # is a model.
+    return not (type_ == "table" and name in {VERSION_TABLE, CONTEXT_TABLE})
 
 
 def classify(connection: Connection) -> SchemaStatus:

@@ -322,3 +322,22 @@ def test_a_database_behind_the_code_names_the_upgrade_command(tmp_path: Path) ->
     assert f"0001_base_schema -> {head_revision()}" in upgraded.stdout
     assert list(tmp_path.glob("old.db.*.bak")), "upgrade must back the file up by default"
     assert parsed(invoke("history", "--json", url=url)) == []
+
+
+def test_audit_shows_who_changed_what(url: str, tmp_path: Path) -> None:
+    """`audit` lists the trail with the actor an import was given, and filters it."""
+    path = write_json(tmp_path / "one.json", reference_session("audited"))
+    assert invoke("import", str(path), "--actor", "importer", url=url).exit_code == 0
+    entries = parsed(invoke("audit", "--table", "sessions", "--json", url=url))
+    assert [(e["record_id"], e["operation"], e["user_id"]) for e in entries] == [
+        ("audited", "INSERT", "importer")
+    ]
+    assert "importer" in invoke("audit", url=url).stdout
+
+
+def test_import_without_audit_records_nothing(url: str, tmp_path: Path) -> None:
+    """`import --no-audit` is the explicit way to load data without an audit trail."""
+    path = write_json(tmp_path / "one.json", [reference_session("a"), reference_session("b")])
+    assert invoke("import", str(path), "--no-audit", url=url).exit_code == 0
+    assert parsed(invoke("audit", "--json", url=url)) == []
+    assert session_count(url) == 2

@@ -30,7 +30,9 @@ from rich.text import Text
 
 from edi_storage.errors import FieldError, InvalidInput, NotFound, SchemaError, StorageError
 from edi_storage.migrate.state import SchemaState, SchemaStatus
+from edi_storage.models.audit import AuditOperation
 from edi_storage.models.sessions import SessionStatus
+from edi_storage.schemas.audit import AuditRecord
 from edi_storage.schemas.common import parse
 from edi_storage.schemas.sessions import (
     OrderBy,
@@ -172,6 +174,19 @@ def history_table(sessions: Sequence[SessionSummary], title: str | None = None) 
     return result
 
 
+def audit_table(entries: Sequence[AuditRecord]) -> Table:
+    result = table(
+        "audit trail (newest first)", "when (UTC)", "operation", "table", "record", "actor", "changes"
+    )
+    for column in result.columns[:5]:
+        column.no_wrap = True
+    for e in entries:
+        when = e.timestamp.strftime("%Y-%m-%d %H:%M:%S")
+        changed = ", ".join(sorted(e.changes)) if e.operation == "UPDATE" and e.changes else ""
+        result.add_row(*cells(when, e.operation, e.table_name, e.record_id, e.user_id, changed))
+    return result
+
+
 def statistics_table(stats: SessionStatistics) -> Table:
     result = table("statistics", "metric", "value")
     result.add_row(*cells("sessions", stats.total_sessions))
@@ -289,14 +304,21 @@ def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
 
 
 def save_in_batches(
-    storage: Storage, sessions: Sequence[SessionCreate], batch_size: int, progress: Progress
+    storage: Storage,
+    sessions: Sequence[SessionCreate],
+    batch_size: int,
+    progress: Progress,
+    *,
+    audit: bool = True,
+    actor: str | None = None,
 ) -> None:
     """One transaction per batch: a large import neither holds the write lock throughout nor commits
     every session on its own."""
     task = progress.add_task("saving", total=len(sessions))
     for start in range(0, len(sessions), batch_size):
         batch = sessions[start : start + batch_size]
-        storage.sessions.batch_save_sessions(batch)
+        with storage.unit_of_work(actor=actor, audit=audit) as uow:
+            uow.sessions.batch_save_sessions(batch)
         progress.advance(task, len(batch))
 
 
@@ -429,13 +451,42 @@ def import_(
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Sessions per transaction.")] = 500,
+    no_audit: Annotated[
+        bool, typer.Option("--no-audit", help="Do not record the imported rows in the audit trail.")
+    ] = False,
+    actor: Annotated[str | None, typer.Option(help="Who imports, as the audit trail records it.")] = None,
 ) -> None:
     """Import session graphs; a session whose id is already stored is replaced, not duplicated."""
     state: Cli = ctx.obj
     sessions = read_sessions(files)
     with state.storage() as storage, progress_bar(state.err) as progress:
-        save_in_batches(storage, sessions, batch_size, progress)
+        save_in_batches(storage, sessions, batch_size, progress, audit=not no_audit, actor=actor)
     state.out.print(Text(f"imported {len(sessions)} sessions from {len(files)} files"))
+
+
+@command()
+def audit(
+    ctx: typer.Context,
+    *,
+    table_name: Annotated[
+        str | None, typer.Option("--table", help="Only this table (e.g. sessions).")
+    ] = None,
+    record: Annotated[str | None, typer.Option(help="Only this record id.")] = None,
+    operation: Annotated[AuditOperation | None, typer.Option(help="Only this operation.")] = None,
+    since: Annotated[str | None, typer.Option(help="At or after this time (ISO 8601).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries.")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the audit trail: who changed which row, when, and how."""
+    state: Cli = ctx.obj
+    with state.storage() as storage:
+        entries = storage.audit.get_audit_trail(
+            table_name=table_name, record_id=record, operation=operation, since=since, limit=limit
+        )
+    if as_json:
+        print_json([e.model_dump(mode="json") for e in entries])
+    else:
+        state.out.print(audit_table(entries))
 
 
 @command()

@@ -21,6 +21,7 @@ from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, 
 from edi_storage.error_mapping import database_errors
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
+from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
 from edi_storage.services.sessions import SessionService
 
 
@@ -31,6 +32,7 @@ class UnitOfWork:
         self.session = session
         self.actor = actor
         self.sessions = SessionService(session=session)
+        self.audit = AuditService(session=session)
 
 
 class Storage:
@@ -70,6 +72,7 @@ class Storage:
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ok = False
         self.sessions = SessionService(storage=self)
+        self.audit = AuditService(storage=self)
 
         status = self.schema_status()
         if status.state is SchemaState.EMPTY or (
@@ -108,16 +111,23 @@ class Storage:
 
     # -- transactions ----------------------------------------------------------------------------
     @contextmanager
-    def unit_of_work(self, *, actor: str | None = None, readonly: bool = False) -> Iterator[UnitOfWork]:
+    def unit_of_work(
+        self, *, actor: str | None = None, audit: bool = True, readonly: bool = False
+    ) -> Iterator[UnitOfWork]:
         """One transaction over several service calls: commits at the end, rolls back on any exception.
 
-        A writing unit of work takes SQLite's write lock up front (BEGIN IMMEDIATE) and so queues behind
-        another writer; ``readonly=True`` starts a plain read transaction, which under WAL never waits.
+        ``actor`` is recorded in the audit trail of every change made in it; ``audit=False`` records
+        none of them (an explicit choice, for bulk imports). A writing unit of work takes SQLite's write
+        lock up front (BEGIN IMMEDIATE) and so queues behind another writer; ``readonly=True`` starts a
+        plain read transaction, which under WAL never waits.
         """
         self.ensure_current()
         factory = self._reader if readonly else self._writer
         with database_errors(), factory() as session, session.begin():
+            context_set = not readonly and set_audit_context(session, actor, audit)
             yield UnitOfWork(session, actor)
+            if context_set:
+                reset_audit_context(session)
 
     def close(self) -> None:
         self.engine.dispose()

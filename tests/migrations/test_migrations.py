@@ -278,3 +278,14 @@ def test_every_revision_has_a_fixture() -> None:
     from edi_storage.migrate.scripts import known_revisions
 
     assert {p.stem for p in REVISION_FIXTURES.glob("*.db")} == known_revisions()
+
+
+def test_audit_triggers_exist_at_head_and_survive_a_round_trip(empty_url: str) -> None:
+    """A batch rebuild of a session table drops its triggers; every revision must leave them in place."""
+    ids = fill(empty_url, 1)
+    run_alembic(empty_url, "downgrade", BASE_REVISION)
+    run_alembic(empty_url, "upgrade", "head")
+    with Storage(empty_url) as storage:
+        storage.sessions.delete_session(ids[0])
+        deleted = {e.table_name for e in storage.audit.get_audit_trail(operation="DELETE")}
+    assert deleted == {"sessions", "prompts", "entities", "validations", "user_feedback"}

@@ -1,5 +1,6 @@
 """Declarative ORM models, one module per area; importing this package registers every table."""
 
+from edi_storage.models.audit import AUDITED_TABLES, AuditEntry, AuditOperation
 from edi_storage.models.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
@@ -13,8 +14,11 @@ from edi_storage.models.sessions import (
 )
 
 __all__ = [
+    "AUDITED_TABLES",
     "NAMING_CONVENTION",
     "SESSION_CHILDREN",
+    "AuditEntry",
+    "AuditOperation",
     "Base",
     "EditSession",
     "Entity",

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -44,9 +43,7 @@ from edi_storage.schemas.sessions import (
     SessionSummary,
     ValidationIn,
 )
-
-if TYPE_CHECKING:
-    from edi_storage.storage import Storage
+from edi_storage.services.base import Service
 
 SessionInput = SessionCreate | Mapping[str, Any]
 
@@ -78,23 +75,8 @@ def escape_like(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-class SessionService:
-    """Bound either to a ``Storage`` (each call its own transaction) or to a unit of work's session."""
-
-    def __init__(self, *, storage: Storage | None = None, session: Session | None = None) -> None:
-        if (storage is None) == (session is None):
-            raise TypeError("SessionService needs exactly one of storage or session")
-        self._storage = storage
-        self._session = session
-
-    @contextmanager
-    def _tx(self, *, readonly: bool = False) -> Iterator[Session]:
-        if self._session is not None:
-            yield self._session
-            return
-        assert self._storage is not None
-        with self._storage.unit_of_work(readonly=readonly) as uow:
-            yield uow.session
+class SessionService(Service):
+    """The session operations; see the module docstring for the contracts they share."""
 
     # -- whole graphs ----------------------------------------------------------------------------
     def save_session(self, data: SessionInput) -> str:
