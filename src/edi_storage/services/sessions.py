@@ -44,6 +44,8 @@ from edi_storage.schemas.sessions import (
     ValidationIn,
 )
 from edi_storage.services.base import Service
+from edi_storage.state.model import SessionState, read_state
+from edi_storage.state.resume import session_to_state, state_to_session
 
 SessionInput = SessionCreate | Mapping[str, Any]
 
@@ -123,6 +125,19 @@ class SessionService(Service):
         return SessionDetail.model_validate(
             {**row._mapping, **children, "user_feedback": feedback[-1] if feedback else None}
         )
+
+    # -- resumable state ------------------------------------------------------------------------
+    def save_from_state(self, state: SessionState | Mapping[str, Any]) -> str:
+        """Write a session-state file's graph: created, or replaced if the id is stored (never duplicated)."""
+        parsed = state if isinstance(state, SessionState) else read_state(state)
+        return self.save_session(state_to_session(parsed))
+
+    def state_from_session(self, session_id: str) -> SessionState:
+        """The state to resume a stored session from, on any machine; NotFound for an unknown id."""
+        detail = self.load_session(session_id)
+        if detail is None:
+            raise NotFound("session", session_id)
+        return session_to_state(detail)
 
     # -- one step at a time ----------------------------------------------------------------------
     def add_prompt_iteration(self, session_id: str, prompt: PromptIn | Mapping[str, Any]) -> int:
