@@ -341,3 +341,33 @@ def test_import_without_audit_records_nothing(url: str, tmp_path: Path) -> None:
     assert invoke("import", str(path), "--no-audit", url=url).exit_code == 0
     assert parsed(invoke("audit", "--json", url=url)) == []
     assert session_count(url) == 2
+
+
+def test_state_show_and_sync(url: str, tmp_path: Path) -> None:
+    """State files are shown, and synced into the database without duplicates on a second sync."""
+    from tests.state.test_state import REFERENCE_STATE
+
+    first = write_json(tmp_path / "a.json", REFERENCE_STATE)
+    second = write_json(
+        tmp_path / "b.json", {**REFERENCE_STATE, "session_id": "other", "current_stage": "completed"}
+    )
+    shown = invoke("state", "show", str(first), url=url)
+    assert shown.exit_code == 0 and "session-json-123" in shown.stdout and "refinement" in shown.stdout
+    assert parsed(invoke("state", "show", str(first), "--json", url=url))["state_version"] == 1
+    for _ in range(2):
+        result = invoke("state", "sync", str(first), str(second), url=url)
+        assert result.exit_code == 0, result.output
+    assert session_count(url) == 2
+
+
+def test_state_sync_of_a_corrupt_file_writes_nothing(url: str, tmp_path: Path) -> None:
+    """One corrupt file: an error naming it, and no session written from the good one either."""
+    from tests.state.test_state import REFERENCE_STATE
+
+    good = write_json(tmp_path / "good.json", REFERENCE_STATE)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"session_id": ')
+    result = invoke("state", "sync", str(good), str(bad), url=url)
+    assert result.exit_code == 1
+    assert "bad.json" in result.stderr and "not valid JSON" in result.stderr
+    assert session_count(url) == 0

@@ -41,6 +41,7 @@ from edi_storage.schemas.sessions import (
     SessionStatistics,
     SessionSummary,
 )
+from edi_storage.state import load_state_file
 from edi_storage.storage import Storage
 
 P = ParamSpec("P")
@@ -105,7 +106,9 @@ def one_line(error: Exception) -> str:
     return " ".join(message.split())
 
 
-def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P, None]]:
+def command(
+    name: str | None = None, *, on: typer.Typer = app
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
     """``app.command`` whose storage and file errors end as one red line and an exit code.
 
     One wrapper for every command, so that no command can forget it and none needs a try/except.
@@ -120,7 +123,7 @@ def command(name: str | None = None) -> Callable[[Callable[P, None]], Callable[P
                 Console(stderr=True).print(Text(f"error: {one_line(error)}", style="red"), soft_wrap=True)
                 raise typer.Exit(exit_code(error)) from None
 
-        app.command(name)(run)
+        on.command(name)(run)
         return func
 
     return register
@@ -536,3 +539,62 @@ def demo(
         statistics = storage.sessions.get_statistics()
     state.out.print(history_table(recent, title="most recent sessions"))
     state.out.print(statistics_table(statistics))
+
+
+# -- session-state files ---------------------------------------------------------------------------
+state_app = typer.Typer(
+    help="Session-state files: show them, sync them into the database.", no_args_is_help=True
+)
+app.add_typer(state_app, name="state")
+
+
+@command("show", on=state_app)
+def state_show(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="A state file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a session-state file, validated (a corrupt or invalid file is an error naming it)."""
+    current_state = load_state_file(file)
+    if as_json:
+        print_json(current_state.model_dump(mode="json"))
+        return
+    cli: Cli = ctx.obj
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    for label, value in (
+        ("session", current_state.session_id),
+        ("stage", current_state.current_stage),
+        ("image", current_state.image_path),
+        ("prompt", current_state.naive_prompt),
+        ("prompts", ", ".join(current_state.prompts) or None),
+        ("entities", len(current_state.scene_analysis.get("entities", []))),
+        ("edited image", current_state.edited_image_path),
+        ("validation", current_state.validation or None),
+        ("last updated", current_state.last_updated),
+    ):
+        summary.add_row(*cells(label, value))
+    cli.out.print(Panel(summary, title=Text(str(file)), title_align="left"))
+
+
+@command("sync", on=state_app)
+def state_sync(
+    ctx: typer.Context,
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE", exists=True, dir_okay=False, help="State files.")
+    ],
+) -> None:
+    """Write state files' sessions into the database (created, or replaced: never duplicated).
+
+    Every file is read and validated first, so one bad file leaves the database as it was.
+    """
+    cli: Cli = ctx.obj
+    states = [load_state_file(path) for path in files]
+    with cli.storage() as storage, progress_bar(cli.err) as progress:
+        task = progress.add_task("syncing", total=len(states))
+        with storage.unit_of_work() as uow:
+            for current_state in states:
+                uow.sessions.save_from_state(current_state)
+                progress.advance(task)
+    cli.out.print(Text(f"synced {len(states)} state files into the database"))

@@ -29,7 +29,10 @@ REFERENCE_STATE: dict[str, Any] = {
     },
     "intent": {"target_entities": ["sky_0"], "edit_type": "style", "confidence": 0.85},
     "prompts": {
-        "iteration_0": {"positive": "dramatic sky with storm clouds", "negative": "clear blue sky, no clouds"},
+        "iteration_0": {
+            "positive": "dramatic sky with storm clouds",
+            "negative": "clear blue sky, no clouds",
+        },
         "final": {"positive": "storm clouds, cinematic", "negative": "flat light", "seed": 7},
     },
     "edited_image_path": None,
@@ -61,7 +64,11 @@ def test_a_file_from_a_newer_release_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"current_stage": "editing"}, "current_stage"), ({"image_path": ""}, "image_path"), ({"colour": 1}, "colour")],
+    [
+        ({"current_stage": "editing"}, "current_stage"),
+        ({"image_path": ""}, "image_path"),
+        ({"colour": 1}, "colour"),
+    ],
 )
 def test_invalid_states_name_the_field(change: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidInput) as caught:
@@ -159,7 +166,9 @@ def test_dirty_state_is_saved_by_the_timer(store: StateStore) -> None:
         assert saver.saves == 1, "nothing changed since: nothing written"
 
 
-def test_background_save_errors_are_raised_not_lost(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_background_save_errors_are_raised_not_lost(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     saver = AutoSaver(store, state(), interval=0.02).start()
 
     def broken(_: SessionState) -> Path:

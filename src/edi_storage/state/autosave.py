@@ -81,7 +81,9 @@ class AutoSaver:
         while not self._stopping.wait(self.interval):
             try:
                 self.flush()
-            except Exception as error:  # kept and raised in the caller's thread, not lost; keep trying
+            # A thread cannot raise into its caller: the error is kept and raised by the next update()
+            # or stop(), and the timer keeps trying.
+            except Exception as error:  # noqa: BLE001
                 self._error = error
 
     def _raise_background_error(self) -> None:

@@ -42,15 +42,18 @@ def state_to_session(state: SessionState) -> SessionCreate:
         {
             "entity_id": e.get("id", e.get("entity_id")),
             **{k: e[k] for k in ENTITY_FIELDS if k in e},
-            "entity_metadata": {k: v for k, v in e.items() if k not in {"id", "entity_id", *ENTITY_FIELDS}} or None,
+            "entity_metadata": {k: v for k, v in e.items() if k not in {"id", "entity_id", *ENTITY_FIELDS}}
+            or None,
         }
         for e in scene.pop("entities", [])
     ]
     validation = dict(state.validation)
     score = validation.pop("score", None)
-    validations = [{"attempt_number": 1, "alignment_score": score, "validation_metadata": validation}] if (
-        state.validation
-    ) else []
+    validations = (
+        [{"attempt_number": 1, "alignment_score": score, "validation_metadata": validation}]
+        if (state.validation)
+        else []
+    )
     completed = state.current_stage is Stage.COMPLETED
     metadata = {
         STATE_KEY: {
