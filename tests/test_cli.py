@@ -371,3 +371,13 @@ def test_state_sync_of_a_corrupt_file_writes_nothing(url: str, tmp_path: Path) -
     assert result.exit_code == 1
     assert "bad.json" in result.stderr and "not valid JSON" in result.stderr
     assert session_count(url) == 0
+
+
+def test_perf_reports_what_was_recorded(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`perf` shows nothing until recording is switched on, then a row per query type."""
+    assert "opt-in" in invoke("perf", url=url).stdout
+    monkeypatch.setenv("EDI_STORAGE_RECORD_QUERY_PERFORMANCE", "1")
+    assert invoke("history", url=url).exit_code == 0
+    metrics = parsed(invoke("perf", "--json", url=url))
+    assert [m["query_type"] for m in metrics] == ["sessions.query_history"]
+    assert "sessions.query_history" in invoke("perf", url=url).stdout

@@ -493,6 +493,47 @@ def audit(
 
 
 @command()
+def perf(
+    ctx: typer.Context,
+    hours: Annotated[float, typer.Option(help="Over the last this many hours.")] = 24,
+    as_json: JsonFlag = False,
+) -> None:
+    """Query-performance metrics per query type (recorded when EDI_STORAGE_RECORD_QUERY_PERFORMANCE=1)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        metrics = storage.maintenance.performance_metrics(hours=hours)
+    if as_json:
+        print_json([m.model_dump(mode="json") for m in metrics])
+        return
+    if not metrics:
+        cli.out.print(
+            Text("no query-performance records; recording is opt-in (EDI_STORAGE_RECORD_QUERY_PERFORMANCE=1)")
+        )
+        return
+    result = table(
+        f"query performance, last {hours:g} hours",
+        "query type",
+        "count",
+        "avg ms",
+        "max ms",
+        "min ms",
+        "avg rows",
+    )
+    for m in metrics:
+        result.add_row(
+            *cells(
+                m.query_type,
+                m.count,
+                f"{m.avg_time * 1000:.2f}",
+                f"{m.max_time * 1000:.2f}",
+                f"{m.min_time * 1000:.2f}",
+                f"{m.avg_rows:.1f}",
+            )
+        )
+    cli.out.print(result)
+
+
+@command()
 def export(
     ctx: typer.Context,
     session_id: Annotated[str, typer.Argument(metavar="ID", help="The session id.")],

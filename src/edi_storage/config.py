@@ -23,3 +23,5 @@ class Settings(BaseSettings):
     auto_upgrade: bool = False
     backup_before_upgrade: bool = True
     echo: bool = False
+    record_query_performance: bool = False
+    query_performance_retention_days: int = Field(default=30, ge=1)

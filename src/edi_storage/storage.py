@@ -21,18 +21,21 @@ from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, 
 from edi_storage.error_mapping import database_errors
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
+from edi_storage.monitoring import QueryRecorder
 from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
+from edi_storage.services.maintenance import MaintenanceService
 from edi_storage.services.sessions import SessionService
 
 
 class UnitOfWork:
     """One transaction: the SQLAlchemy session and the services bound to it."""
 
-    def __init__(self, session: Session, actor: str | None) -> None:
+    def __init__(self, session: Session, actor: str | None, recorder: QueryRecorder | None = None) -> None:
         self.session = session
         self.actor = actor
-        self.sessions = SessionService(session=session)
-        self.audit = AuditService(session=session)
+        self.sessions = SessionService(session=session, recorder=recorder)
+        self.audit = AuditService(session=session, recorder=recorder)
+        self.maintenance = MaintenanceService(session=session, recorder=recorder)
 
 
 class Storage:
@@ -51,6 +54,7 @@ class Storage:
         backup_before_upgrade: bool | None = None,
         busy_timeout_ms: int | None = None,
         echo: bool | None = None,
+        record_query_performance: bool | None = None,
         creator: Callable[[], Any] | None = None,
     ) -> None:
         given: dict[str, Any] = {
@@ -58,6 +62,7 @@ class Storage:
             "backup_before_upgrade": backup_before_upgrade,
             "busy_timeout_ms": busy_timeout_ms,
             "echo": echo,
+            "record_query_performance": record_query_performance,
         }
         if url is not None:
             given["url"] = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
@@ -71,8 +76,14 @@ class Storage:
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ok = False
+        self.recorder = (
+            QueryRecorder(self.engine, retention_days=self.settings.query_performance_retention_days)
+            if self.settings.record_query_performance
+            else None
+        )
         self.sessions = SessionService(storage=self)
         self.audit = AuditService(storage=self)
+        self.maintenance = MaintenanceService(storage=self)
 
         status = self.schema_status()
         if status.state is SchemaState.EMPTY or (
@@ -125,11 +136,13 @@ class Storage:
         factory = self._reader if readonly else self._writer
         with database_errors(), factory() as session, session.begin():
             context_set = not readonly and set_audit_context(session, actor, audit)
-            yield UnitOfWork(session, actor)
+            yield UnitOfWork(session, actor, self.recorder)
             if context_set:
                 reset_audit_context(session)
 
     def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
         self.engine.dispose()
 
     def __enter__(self) -> Storage:

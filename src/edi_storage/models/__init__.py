@@ -2,6 +2,7 @@
 
 from edi_storage.models.audit import AUDITED_TABLES, AuditEntry, AuditOperation
 from edi_storage.models.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from edi_storage.models.monitoring import QueryPerformance
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
     EditSession,
@@ -24,6 +25,7 @@ __all__ = [
     "Entity",
     "FeedbackType",
     "Prompt",
+    "QueryPerformance",
     "SessionStatus",
     "UTCDateTime",
     "UserFeedback",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
 from edi_storage.models.audit import AuditEntry, AuditOperation
 from edi_storage.models.base import table_of
+from edi_storage.monitoring import measured
 from edi_storage.schemas.audit import AuditQuery, AuditRecord
 from edi_storage.schemas.common import parse
 from edi_storage.services.base import Service
@@ -48,6 +49,7 @@ def reset_audit_context(session: Session) -> None:
 
 
 class AuditService(Service):
+    @measured("audit.get_audit_trail")
     def get_audit_trail(
         self,
         table_name: str | None = None,

@@ -30,6 +30,7 @@ from edi_storage.models.sessions import (
     UserFeedback,
     Validation,
 )
+from edi_storage.monitoring import measured
 from edi_storage.schemas.common import InputModel, Score, parse
 from edi_storage.schemas.sessions import (
     EntityIn,
@@ -81,12 +82,14 @@ class SessionService(Service):
     """The session operations; see the module docstring for the contracts they share."""
 
     # -- whole graphs ----------------------------------------------------------------------------
+    @measured("sessions.save_session")
     def save_session(self, data: SessionInput) -> str:
         """Store a whole graph in one transaction and return its id (a new UUID4 when none is given)."""
         item = parse(SessionCreate, data)
         with self._tx() as s:
             return _write_graphs(s, [item])[0]
 
+    @measured("sessions.batch_save_sessions")
     def batch_save_sessions(self, items: Sequence[SessionInput]) -> list[str]:
         """All or nothing: every item is validated before anything is written; errors name the index."""
         errors: list[FieldError] = []
@@ -107,6 +110,7 @@ class SessionService(Service):
         with self._tx() as s:
             return _write_graphs(s, parsed)
 
+    @measured("sessions.load_session")
     def load_session(self, session_id: str) -> SessionDetail | None:
         """The whole graph, children in order, in five queries; None when there is no such session."""
         with self._tx(readonly=True) as s:
@@ -127,11 +131,13 @@ class SessionService(Service):
         )
 
     # -- resumable state ------------------------------------------------------------------------
+    @measured("sessions.save_from_state")
     def save_from_state(self, state: SessionState | Mapping[str, Any]) -> str:
         """Write a session-state file's graph: created, or replaced if the id is stored (never duplicated)."""
         parsed = state if isinstance(state, SessionState) else read_state(state)
         return self.save_session(state_to_session(parsed))
 
+    @measured("sessions.state_from_session")
     def state_from_session(self, session_id: str) -> SessionState:
         """The state to resume a stored session from, on any machine; NotFound for an unknown id."""
         detail = self.load_session(session_id)
@@ -140,21 +146,25 @@ class SessionService(Service):
         return session_to_state(detail)
 
     # -- one step at a time ----------------------------------------------------------------------
+    @measured("sessions.add_prompt_iteration")
     def add_prompt_iteration(self, session_id: str, prompt: PromptIn | Mapping[str, Any]) -> int:
         item = parse(PromptIn, prompt)
         with self._tx() as s:
             return self._add_children(s, session_id, Prompt, [_prompt_row(session_id, item)])[0]
 
+    @measured("sessions.add_entities")
     def add_entities(self, session_id: str, entities: Sequence[EntityIn | Mapping[str, Any]]) -> list[int]:
         items = [parse(EntityIn, e, prefix=f"[{i}].") for i, e in enumerate(entities)]
         with self._tx() as s:
             return self._add_children(s, session_id, Entity, [_entity_row(session_id, e) for e in items])
 
+    @measured("sessions.record_validation")
     def record_validation(self, session_id: str, validation: ValidationIn | Mapping[str, Any]) -> int:
         item = parse(ValidationIn, validation)
         with self._tx() as s:
             return self._add_children(s, session_id, Validation, [_validation_row(session_id, item)])[0]
 
+    @measured("sessions.record_feedback")
     def record_feedback(self, session_id: str, feedback: FeedbackIn | Mapping[str, Any]) -> int:
         item = parse(FeedbackIn, feedback)
         with self._tx() as s:
@@ -170,6 +180,7 @@ class SessionService(Service):
         statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         return list(s.execute(statement, rows).scalars())
 
+    @measured("sessions.update_session_status")
     def update_session_status(
         self, session_id: str, status: SessionStatus | str, final_alignment_score: float | None = None
     ) -> None:
@@ -182,6 +193,7 @@ class SessionService(Service):
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("session", session_id)
 
+    @measured("sessions.delete_session")
     def delete_session(self, session_id: str) -> None:
         """Delete a session; the database's ON DELETE CASCADE removes its children in the same statement."""
         with self._tx() as s:
@@ -190,6 +202,7 @@ class SessionService(Service):
                 raise NotFound("session", session_id)
 
     # -- history ---------------------------------------------------------------------------------
+    @measured("sessions.query_history")
     def query_history(
         self,
         limit: int = 50,
@@ -227,12 +240,15 @@ class SessionService(Service):
         with self._tx(readonly=True) as s:
             return [SessionSummary.model_validate(row) for row in s.execute(statement)]
 
+    @measured("sessions.get_recent_sessions")
     def get_recent_sessions(self, count: int = 10) -> list[SessionSummary]:
         return self.query_history(limit=count)
 
+    @measured("sessions.search_sessions")
     def search_sessions(self, term: str, limit: int = 20) -> list[SessionSummary]:
         return self.query_history(limit=limit, search_term=term)
 
+    @measured("sessions.get_successful_sessions")
     def get_successful_sessions(self, min_score: float = 0.7, limit: int = 50) -> list[SessionSummary]:
         return self.query_history(
             limit=limit,
@@ -241,11 +257,13 @@ class SessionService(Service):
             order_by=OrderBy.SCORE_DESC,
         )
 
+    @measured("sessions.get_session_count")
     def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
         query = parse(HistoryQuery, {"status_filter": status_filter})
         with self._tx(readonly=True) as s:
             return s.scalar(select(func.count()).select_from(EditSession).where(*_filters(query))) or 0
 
+    @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
         """Counts per status and the completed sessions' average score, in one grouped query."""
         completed_score = case(

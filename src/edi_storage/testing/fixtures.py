@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import URL, create_engine, text
@@ -45,12 +46,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def sqlite_memory_copy(template: Path) -> Storage:
-    """A Storage over a private in-memory copy of ``template``."""
+def sqlite_memory_copy(template: Path, **options: Any) -> Storage:
+    """A Storage (with ``options``) over a private in-memory copy of ``template``."""
     memory = sqlite3.connect(":memory:", check_same_thread=False)
     with sqlite3.connect(template) as source:
         source.backup(memory)
-    return Storage("sqlite://", creator=lambda: memory)
+    return Storage("sqlite://", creator=lambda: memory, **options)
 
 
 @pytest.fixture(scope="session")
@@ -80,17 +81,38 @@ def empty_postgres_tables(storage: Storage) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def storage(request: pytest.FixtureRequest, sqlite_template: Path) -> Iterator[Storage]:
-    """A migrated, empty database of its own for each test (SQLite, and PostgreSQL when configured)."""
+def storage_factory(
+    request: pytest.FixtureRequest, sqlite_template: Path
+) -> Iterator[Callable[..., Storage]]:
+    """Makes Storages (with any Storage options) over one migrated, empty database of this test's own:
+    SQLite, and PostgreSQL when configured. Everything made is closed after the test."""
+    made: list[Storage] = []
+    memory: sqlite3.Connection | None = None
     if request.param == "sqlite":
-        store = sqlite_memory_copy(sqlite_template)
+        memory = sqlite3.connect(":memory:", check_same_thread=False)
+        with sqlite3.connect(sqlite_template) as source:
+            source.backup(memory)
     else:
-        store = Storage(request.getfixturevalue("postgres_database"))
-        empty_postgres_tables(store)
+        url = request.getfixturevalue("postgres_database")
+        with Storage(url) as cleaner:
+            empty_postgres_tables(cleaner)
+
+    def make(**options: Any) -> Storage:
+        store = Storage("sqlite://", creator=lambda: memory, **options) if memory else Storage(url, **options)
+        made.append(store)
+        return store
+
     try:
-        yield store
+        yield make
     finally:
-        store.close()
+        for store in made:
+            store.close()
+
+
+@pytest.fixture
+def storage(storage_factory: Callable[..., Storage]) -> Storage:
+    """A migrated, empty database of its own for each test (SQLite, and PostgreSQL when configured)."""
+    return storage_factory()
 
 
 @pytest.fixture
