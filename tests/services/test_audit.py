@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -112,6 +113,7 @@ def test_orm_writes_are_audited(storage: Storage) -> None:
 
 def test_trail_filters_and_order(storage: Storage) -> None:
     storage.sessions.save_session(reference_session())
+    time.sleep(0.01)  # SQLite's trigger clock has millisecond resolution; `since` needs distinct times
     storage.sessions.update_session_status("session-789", "failed")
     entries = storage.audit.get_audit_trail(table_name="sessions", record_id="session-789")
     assert [e.operation for e in entries] == ["UPDATE", "INSERT"], "newest first"
