@@ -38,6 +38,7 @@ from edi_storage.migrate.safety import (
 from edi_storage.migrate.scripts import VERSION_TABLE
 from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema, refusal
 from edi_storage.models import Base
+from edi_storage.models.library import FTS_TABLE, PG_SEARCH_INDEX
 
 config = context.config
 
@@ -70,9 +71,11 @@ def backup_wanted() -> bool:
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    # The version table is Alembic's, the audit context table the audit triggers' (SQLite only): neither
-    # is a model.
-    return not (type_ == "table" and name in {VERSION_TABLE, CONTEXT_TABLE})
+    """Leave out what is not a model: Alembic's version table, the audit triggers' context table, the
+    library's FTS5 table with its shadow tables (SQLite) and its expression index (PostgreSQL)."""
+    if type_ == "table":
+        return name not in {VERSION_TABLE, CONTEXT_TABLE} and not (name or "").startswith(FTS_TABLE)
+    return not (type_ == "index" and name == PG_SEARCH_INDEX)
 
 
 def classify(connection: Connection) -> SchemaStatus:

@@ -2,6 +2,7 @@
 
 from edi_storage.models.audit import AUDITED_TABLES, AuditEntry, AuditOperation
 from edi_storage.models.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from edi_storage.models.library import LibraryPrompt, normalise_prompt, prompt_hash
 from edi_storage.models.monitoring import QueryPerformance
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
@@ -24,11 +25,14 @@ __all__ = [
     "EditSession",
     "Entity",
     "FeedbackType",
+    "LibraryPrompt",
     "Prompt",
     "QueryPerformance",
     "SessionStatus",
     "UTCDateTime",
     "UserFeedback",
     "Validation",
+    "normalise_prompt",
+    "prompt_hash",
     "utcnow",
 ]

@@ -1,0 +1,78 @@
+"""Schemas of the prompt library."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, model_validator
+
+from edi_storage.schemas.common import InputModel, NonNegativeInt, OutputModel, RequiredText, Text
+
+Limit = Annotated[int, Field(ge=1, le=1000)]
+
+
+class RecordPrompt(InputModel):
+    prompt_text: Annotated[RequiredText, Field(max_length=20_000)]
+    model: Text | None = None
+    image_path: Text | None = None
+    image_data: bytes | None = None
+
+    @model_validator(mode="after")
+    def _one_image(self) -> RecordPrompt:
+        if self.image_path is not None and self.image_data is not None:
+            raise ValueError("give image_path or image_data, not both")
+        if not self.prompt_text.split():
+            raise ValueError("prompt_text must contain more than white space")
+        return self
+
+
+class LibrarySearch(InputModel):
+    query: Annotated[RequiredText, Field(max_length=1000)]
+    model: Text | None = None
+    limit: Limit = 20
+    offset: NonNegativeInt = 0
+
+
+class LibraryPromptOut(OutputModel):
+    id: int
+    prompt_text: str
+    prompt_hash: str
+    total_uses: int
+    first_used_at: datetime
+    last_used_at: datetime
+    model: str | None
+    thumbnail_mime: str | None
+    thumbnail_width: int | None
+    thumbnail_height: int | None
+    thumbnail_bytes: int
+
+    @property
+    def has_thumbnail(self) -> bool:
+        return self.thumbnail_bytes > 0
+
+
+class RecordedPrompt(LibraryPromptOut):
+    """What ``record_prompt`` returns: the row, and why no thumbnail was made when one was asked for."""
+
+    thumbnail_error: str | None = None
+
+
+class LibraryPage(OutputModel):
+    """One page of the library, most recently used first; pass ``next_cursor`` to get the next."""
+
+    items: list[LibraryPromptOut]
+    next_cursor: str | None
+
+
+class ModelUsage(OutputModel):
+    prompts: int
+    uses: int
+
+
+class LibraryStats(OutputModel):
+    total_prompts: int
+    total_uses: int
+    prompts_with_thumbnails: int
+    thumbnail_bytes: int
+    per_model: dict[str, ModelUsage]

@@ -1,0 +1,271 @@
+"""The prompt library service: record a use, find prompts again, look after the library.
+
+``record_prompt`` is one upsert (``INSERT ... ON CONFLICT (prompt_hash) DO UPDATE``): several processes
+recording the same prompt at once each add exactly one use, with no read-then-write race and no unique
+violation reaching a caller. A thumbnail that cannot be made never costs the use: the prompt is recorded
+without it, the reason is logged and returned in ``thumbnail_error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from edi_storage.errors import InvalidInput, NotFound
+from edi_storage.models.base import table_of, utcnow
+from edi_storage.models.library import FTS_TABLE, LibraryPrompt, prompt_hash
+from edi_storage.monitoring import measured
+from edi_storage.schemas.common import parse
+from edi_storage.schemas.library import (
+    LibraryPage,
+    LibraryPromptOut,
+    LibrarySearch,
+    LibraryStats,
+    ModelUsage,
+    RecordedPrompt,
+    RecordPrompt,
+)
+from edi_storage.services.base import Service
+from edi_storage.thumbnails import ThumbnailError, make_thumbnail
+
+log = logging.getLogger(__name__)
+
+LIBRARY = table_of(LibraryPrompt)
+_OUT_COLUMNS = [
+    *(c for c in LIBRARY.c if c.name != "thumbnail_data"),
+    func.coalesce(func.length(LIBRARY.c.thumbnail_data), 0).label("thumbnail_bytes"),
+]
+
+
+def _rows(s: Session, statement: Select[Any]) -> list[LibraryPromptOut]:
+    return [LibraryPromptOut.model_validate(row) for row in s.execute(statement)]
+
+
+def fts5_query(text_: str) -> str:
+    """User text as an FTS5 query that matches every word, with FTS5's operators taken literally."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in text_.split())
+
+
+class LibraryService(Service):
+    @measured("library.record_prompt")
+    def record_prompt(
+        self,
+        prompt_text: str,
+        model: str | None = None,
+        image_path: str | Path | None = None,
+        image_data: bytes | None = None,
+    ) -> RecordedPrompt:
+        """Create the prompt, or add one use to it; make a WebP thumbnail when an image is given."""
+        item = parse(
+            RecordPrompt,
+            {
+                "prompt_text": prompt_text,
+                "model": model,
+                "image_path": None if image_path is None else str(image_path),
+                "image_data": image_data,
+            },
+        )
+        thumbnail_values: dict[str, Any] = {}
+        thumbnail_error: str | None = None
+        source = item.image_data if item.image_data is not None else item.image_path
+        if source is not None:
+            try:
+                thumb = make_thumbnail(source)
+                thumbnail_values = {
+                    "thumbnail_data": thumb.data,
+                    "thumbnail_mime": thumb.mime,
+                    "thumbnail_width": thumb.width,
+                    "thumbnail_height": thumb.height,
+                }
+            except ThumbnailError as error:
+                thumbnail_error = str(error)
+                log.warning("prompt recorded without a thumbnail: %s", error)
+        now = utcnow()
+        values = {
+            "prompt_text": item.prompt_text,
+            "prompt_hash": prompt_hash(item.prompt_text),
+            "total_uses": 1,
+            "first_used_at": now,
+            "last_used_at": now,
+            "model": item.model,
+            **thumbnail_values,
+        }
+        with self._tx() as s:
+            insert = sqlite.insert if s.get_bind().dialect.name == "sqlite" else postgresql.insert
+            statement = insert(LIBRARY).values(values)
+            # A new model or thumbnail replaces the stored one; an absent one keeps it.
+            kept = {
+                c: func.coalesce(statement.excluded[c], LIBRARY.c[c])
+                for c in ("model", "thumbnail_data", "thumbnail_mime", "thumbnail_width", "thumbnail_height")
+            }
+            upsert = statement.on_conflict_do_update(
+                index_elements=[LIBRARY.c.prompt_hash],
+                set_={
+                    "total_uses": LIBRARY.c.total_uses + 1,
+                    "last_used_at": statement.excluded.last_used_at,
+                    **kept,
+                },
+            ).returning(LIBRARY.c.id)
+            prompt_id = s.execute(upsert).scalar_one()
+            row = s.execute(select(*_OUT_COLUMNS).where(LIBRARY.c.id == prompt_id)).one()
+        return RecordedPrompt.model_validate({**row._mapping, "thumbnail_error": thumbnail_error})
+
+    @measured("library.get")
+    def get(self, prompt_id: int) -> LibraryPromptOut:
+        with self._tx(readonly=True) as s:
+            found = _rows(s, select(*_OUT_COLUMNS).where(LIBRARY.c.id == prompt_id))
+        if not found:
+            raise NotFound("prompt", prompt_id)
+        return found[0]
+
+    @measured("library.get_thumbnail")
+    def get_thumbnail(self, prompt_id: int) -> tuple[bytes, str]:
+        """The thumbnail's bytes and MIME type; NotFound when the prompt or its thumbnail is missing."""
+        with self._tx(readonly=True) as s:
+            row = s.execute(
+                select(LIBRARY.c.thumbnail_data, LIBRARY.c.thumbnail_mime).where(LIBRARY.c.id == prompt_id)
+            ).first()
+        if row is None:
+            raise NotFound("prompt", prompt_id)
+        if row.thumbnail_data is None or row.thumbnail_mime is None:
+            raise NotFound("thumbnail of prompt", prompt_id)
+        return bytes(row.thumbnail_data), row.thumbnail_mime
+
+    @measured("library.search")
+    def search(
+        self, query: str, model: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[LibraryPromptOut]:
+        """Prompts containing every word of ``query``, best match first (BM25 on SQLite, ts_rank on
+        PostgreSQL); the words are matched as words, never read as search operators."""
+        q = parse(LibrarySearch, {"query": query, "model": model, "limit": limit, "offset": offset})
+        if not q.query.split():
+            raise InvalidInput.single("query", "must contain a word", query)
+        with self._tx(readonly=True) as s:
+            if s.get_bind().dialect.name == "sqlite":
+                fts: ColumnElement[Any] = literal_column(FTS_TABLE)
+                statement = (
+                    select(*_OUT_COLUMNS)
+                    .select_from(
+                        LIBRARY.join(text(FTS_TABLE), LIBRARY.c.id == literal_column(f"{FTS_TABLE}.rowid"))
+                    )
+                    .where(fts.op("MATCH")(fts5_query(q.query)))
+                    .order_by(func.bm25(fts), LIBRARY.c.id)
+                )
+            else:
+                vector = func.to_tsvector(text("'simple'"), LIBRARY.c.prompt_text)
+                tsquery = func.plainto_tsquery(text("'simple'"), q.query)
+                statement = (
+                    select(*_OUT_COLUMNS)
+                    .where(vector.op("@@")(tsquery))
+                    .order_by(func.ts_rank(vector, tsquery).desc(), LIBRARY.c.id)
+                )
+            if q.model is not None:
+                statement = statement.where(LIBRARY.c.model == q.model)
+            return _rows(s, statement.limit(q.limit).offset(q.offset))
+
+    @measured("library.popular")
+    def popular(self, limit: int = 10, model: str | None = None) -> list[LibraryPromptOut]:
+        return self._ordered((LIBRARY.c.total_uses.desc(), LIBRARY.c.id.desc()), limit, model)
+
+    @measured("library.recent")
+    def recent(self, limit: int = 10, model: str | None = None) -> list[LibraryPromptOut]:
+        return self._ordered((LIBRARY.c.last_used_at.desc(), LIBRARY.c.id.desc()), limit, model)
+
+    def _ordered(
+        self, order: tuple[ColumnElement[Any], ...], limit: int, model: str | None
+    ) -> list[LibraryPromptOut]:
+        if not 1 <= limit <= 1000:
+            raise InvalidInput.single("limit", "must be between 1 and 1000", limit)
+        statement = select(*_OUT_COLUMNS).order_by(*order).limit(limit)
+        if model is not None:
+            statement = statement.where(LIBRARY.c.model == model)
+        with self._tx(readonly=True) as s:
+            return _rows(s, statement)
+
+    @measured("library.browse")
+    def browse(self, limit: int = 50, cursor: str | None = None) -> LibraryPage:
+        """Keyset pagination, most recently used first: each page costs the same however deep it is."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInput.single("limit", "must be between 1 and 1000", limit)
+        statement = select(*_OUT_COLUMNS).order_by(LIBRARY.c.last_used_at.desc(), LIBRARY.c.id.desc())
+        if cursor is not None:
+            last_used, last_id = decode_cursor(cursor)
+            statement = statement.where(
+                (LIBRARY.c.last_used_at < last_used)
+                | ((LIBRARY.c.last_used_at == last_used) & (LIBRARY.c.id < last_id))
+            )
+        with self._tx(readonly=True) as s:
+            items = _rows(s, statement.limit(limit + 1))
+        more = len(items) > limit
+        items = items[:limit]
+        return LibraryPage(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
+
+    @measured("library.stats")
+    def stats(self) -> LibraryStats:
+        size = func.coalesce(func.length(LIBRARY.c.thumbnail_data), 0)
+        with self._tx(readonly=True) as s:
+            total, uses, with_thumbs, thumb_bytes = s.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(LIBRARY.c.total_uses), 0),
+                    func.count(LIBRARY.c.thumbnail_data),
+                    func.coalesce(func.sum(size), 0),
+                )
+            ).one()
+            per_model = s.execute(
+                select(LIBRARY.c.model, func.count(), func.sum(LIBRARY.c.total_uses)).group_by(
+                    LIBRARY.c.model
+                )
+            ).all()
+        return LibraryStats(
+            total_prompts=total,
+            total_uses=int(uses),
+            prompts_with_thumbnails=with_thumbs,
+            thumbnail_bytes=int(thumb_bytes),
+            per_model={m or "(none)": ModelUsage(prompts=n, uses=int(u)) for m, n, u in per_model},
+        )
+
+    @measured("library.delete")
+    def delete(self, prompt_id: int) -> None:
+        with self._tx() as s:
+            if s.execute(delete(LIBRARY).where(LIBRARY.c.id == prompt_id)).rowcount == 0:  # type: ignore[attr-defined]
+                raise NotFound("prompt", prompt_id)
+
+    @measured("library.cleanup")
+    def cleanup(self, older_than_days: float | None = None, without_thumbnail: bool = False) -> int:
+        """Delete prompts last used more than ``older_than_days`` ago and/or without a thumbnail (both
+        given: both must hold); returns how many. At least one criterion is required."""
+        criteria: list[ColumnElement[bool]] = []
+        if older_than_days is not None:
+            if older_than_days < 0:
+                raise InvalidInput.single("older_than_days", "must not be negative", older_than_days)
+            criteria.append(LIBRARY.c.last_used_at < utcnow() - timedelta(days=older_than_days))
+        if without_thumbnail:
+            criteria.append(LIBRARY.c.thumbnail_data.is_(None))
+        if not criteria:
+            raise InvalidInput.single(
+                "cleanup", "name older_than_days or without_thumbnail; refusing to delete everything", None
+            )
+        with self._tx() as s:
+            return int(s.execute(delete(LIBRARY).where(*criteria)).rowcount)  # type: ignore[attr-defined]
+
+
+def encode_cursor(item: LibraryPromptOut) -> str:
+    raw = f"{item.last_used_at.isoformat()}|{item.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, ident = raw.rsplit("|", 1)
+        return datetime.fromisoformat(stamp), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput.single("cursor", "is not a cursor this library returned", cursor) from None
