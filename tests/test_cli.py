@@ -381,3 +381,35 @@ def test_perf_reports_what_was_recorded(url: str, monkeypatch: pytest.MonkeyPatc
     metrics = parsed(invoke("perf", "--json", url=url))
     assert [m["query_type"] for m in metrics] == ["sessions.query_history"]
     assert "sessions.query_history" in invoke("perf", url=url).stdout
+
+
+def test_library_commands_end_to_end(url: str, tmp_path: Path) -> None:
+    """add (with an image), search, popular, recent, show, thumbnail, stats and cleanup from the shell."""
+    from PIL import Image
+
+    image = tmp_path / "made.png"
+    Image.new("RGB", (640, 480), (1, 2, 3)).save(image)
+    assert (
+        invoke(
+            "library", "add", "A sunset over mountains", "--model", "sdxl", "--image", str(image), url=url
+        ).exit_code
+        == 0
+    )
+    assert "2 uses" in invoke("library", "add", "a  SUNSET over mountains", url=url).stdout
+    broken = invoke("library", "add", "city at night", "--image", str(tmp_path / "missing.png"), url=url)
+    assert broken.exit_code == 0 and "no thumbnail" in broken.stderr
+    [found] = parsed(invoke("library", "search", "sunset", "--json", url=url))
+    assert (found["total_uses"], found["thumbnail_width"]) == (2, 256)
+    popular = parsed(invoke("library", "popular", "--json", url=url))
+    assert popular[0]["prompt_text"] == "A sunset over mountains"
+    assert len(parsed(invoke("library", "recent", "--json", url=url))) == 2
+    assert "A sunset over mountains" in invoke("library", "show", str(found["id"]), url=url).stdout
+    out = tmp_path / "thumb.webp"
+    assert invoke("library", "thumbnail", str(found["id"]), "--out", str(out), url=url).exit_code == 0
+    assert out.read_bytes()[8:12] == b"WEBP"
+    assert parsed(invoke("library", "stats", "--json", url=url))["total_uses"] == 3
+    refused = invoke("library", "cleanup", url=url)
+    assert refused.exit_code == 1 and "refusing" in refused.stderr
+    assert "deleted 1 prompts" in invoke("library", "cleanup", "--without-thumbnail", url=url).stdout
+    missing = invoke("library", "show", "999", url=url)
+    assert missing.exit_code == 1 and "999" in missing.stderr
