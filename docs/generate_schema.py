@@ -37,11 +37,19 @@ def mermaid(tables: list[Table]) -> list[str]:
     return lines
 
 
+def server_default_sql(column: Column[object]) -> str:
+    if column.server_default is None:
+        return ""
+    arg = column.server_default.arg  # type: ignore[attr-defined]
+    if isinstance(arg, str):
+        return arg
+    return str(arg.compile(compile_kwargs={"literal_binds": True}))
+
+
 def column_rows(table: Table) -> list[str]:
     rows = ["| column | type | null | default |", "|---|---|---|---|"]
     for column in table.columns:
-        default = column.server_default.arg if column.server_default is not None else ""  # type: ignore[attr-defined]
-        default_text = getattr(default, "text", None) or str(getattr(default, "name", default) or "")
+        default_text = server_default_sql(column)
         nullable = "yes" if column.nullable else "no"
         rows.append(f"| `{column.name}` | {column_type(column)} | {nullable} | {default_text} |")
     return rows

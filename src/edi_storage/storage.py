@@ -23,6 +23,7 @@ from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.monitoring import QueryRecorder
 from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
+from edi_storage.services.gallery import GalleryService
 from edi_storage.services.library import LibraryService
 from edi_storage.services.maintenance import MaintenanceService
 from edi_storage.services.sessions import SessionService
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.audit = AuditService(session=session, recorder=recorder)
         self.maintenance = MaintenanceService(session=session, recorder=recorder)
         self.library = LibraryService(session=session, recorder=recorder)
+        self.gallery = GalleryService(session=session, recorder=recorder)
 
 
 class Storage:
@@ -87,6 +89,7 @@ class Storage:
         self.audit = AuditService(storage=self)
         self.maintenance = MaintenanceService(storage=self)
         self.library = LibraryService(storage=self)
+        self.gallery = GalleryService(storage=self)
 
         status = self.schema_status()
         if status.state is SchemaState.EMPTY or (

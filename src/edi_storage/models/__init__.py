@@ -2,6 +2,7 @@
 
 from edi_storage.models.audit import AUDITED_TABLES, AuditEntry, AuditOperation
 from edi_storage.models.base import NAMING_CONVENTION, Base, UTCDateTime, utcnow
+from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
 from edi_storage.models.library import LibraryPrompt, normalise_prompt, prompt_hash
 from edi_storage.models.monitoring import QueryPerformance
 from edi_storage.models.sessions import (
@@ -22,13 +23,18 @@ __all__ = [
     "AuditEntry",
     "AuditOperation",
     "Base",
+    "CreationRun",
+    "CurationStatus",
     "EditSession",
     "Entity",
     "FeedbackType",
+    "GeneratedImage",
     "LibraryPrompt",
     "Prompt",
     "QueryPerformance",
+    "RunStatus",
     "SessionStatus",
+    "TrainingRun",
     "UTCDateTime",
     "UserFeedback",
     "Validation",

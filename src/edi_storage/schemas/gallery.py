@@ -1,0 +1,124 @@
+"""Schemas of the gallery."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from edi_storage.models.gallery import CurationStatus, RunStatus
+from edi_storage.schemas.common import (
+    InputModel,
+    JSONObject,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OutputModel,
+    RequiredText,
+    Score,
+    Text,
+)
+
+TenPoint = Annotated[float, Field(ge=0.0, le=10.0)]
+
+
+class ImageCreate(InputModel):
+    filename: Annotated[RequiredText, Field(max_length=1024)]
+    prompt: RequiredText
+    negative_prompt: Text = ""
+    source_url: Text | None = None
+    source_query: Text | None = None
+    model_id: RequiredText
+    generation_params: JSONObject | None = None
+    seed: int | None = None
+    aesthetic_score: TenPoint | None = None
+    clip_score: Score | None = None
+    technical_score: Score | None = None
+    final_score: TenPoint | None = None
+    status: CurationStatus = CurationStatus.PENDING
+    is_featured: bool = False
+    tags: list[Text] | None = None
+    creation_session_id: int | None = None
+    training_session_id: int | None = None
+
+
+class ImageOut(OutputModel):
+    id: int
+    filename: str
+    prompt: str
+    negative_prompt: str
+    source_url: str | None
+    source_query: str | None
+    model_id: str
+    generation_params: JSONObject | None
+    seed: int | None
+    aesthetic_score: float | None
+    clip_score: float | None
+    technical_score: float | None
+    final_score: float | None
+    status: CurationStatus
+    is_featured: bool
+    tags: list[str] | None
+    creation_session_id: int | None
+    training_session_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TrainingStart(InputModel):
+    name: RequiredText
+    model_path: RequiredText
+    config: JSONObject | None = None
+    dataset_size: NonNegativeInt | None = None
+
+
+class TrainingResult(InputModel):
+    final_loss: NonNegativeFloat | None = None
+    training_time_seconds: NonNegativeFloat | None = None
+    metrics: JSONObject | None = None
+
+
+class TrainingRunOut(OutputModel):
+    id: int
+    name: str
+    model_path: str
+    config: JSONObject | None
+    dataset_size: int | None
+    final_loss: float | None
+    training_time_seconds: float | None
+    metrics: JSONObject | None
+    started_at: datetime
+    completed_at: datetime | None
+    status: RunStatus
+
+
+class CreationRunOut(OutputModel):
+    id: int
+    theme: str | None
+    images_created: int
+    images_kept: int
+    avg_score: float | None
+    started_at: datetime
+    completed_at: datetime | None
+
+
+class QualityTier(OutputModel):
+    quality_tier: str
+    count: int
+    avg_score: float
+
+
+class TrainingStatistic(OutputModel):
+    name: str
+    dataset_size: int | None
+    final_loss: float | None
+    training_hours: float | None
+    status: RunStatus
+
+
+class DailyCreation(OutputModel):
+    date: date
+    sessions: int
+    total_created: int
+    total_kept: int
+    avg_quality: float | None

@@ -1,0 +1,338 @@
+"""The gallery service: images and their curation, training runs, creation runs, and the reference's
+common queries (gallery-schema.md "Common Queries") as methods.
+
+A creation run's ``images_created``, ``images_kept`` (its curated images) and ``avg_score`` are derived
+from its images and recomputed, in the same transaction, whenever one of its images is added or curated
+and when the run completes: they cannot drift from the images they describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Date, Integer, case, cast, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from edi_storage.errors import Conflict, InvalidInput, NotFound
+from edi_storage.models.base import table_of, utcnow
+from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
+from edi_storage.monitoring import measured
+from edi_storage.schemas.common import InputModel, Text, parse
+from edi_storage.schemas.gallery import (
+    CreationRunOut,
+    DailyCreation,
+    ImageCreate,
+    ImageOut,
+    QualityTier,
+    TrainingResult,
+    TrainingRunOut,
+    TrainingStart,
+    TrainingStatistic,
+)
+from edi_storage.services.base import Service
+
+IMAGES = table_of(GeneratedImage)
+TRAINING = table_of(TrainingRun)
+CREATION = table_of(CreationRun)
+TIERS = (("Excellent", 8.0), ("Good", 6.0), ("Fair", 4.0))
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= 10_000:
+        raise InvalidInput.single("limit", "must be between 1 and 10000", limit)
+    return limit
+
+
+class GalleryService(Service):
+    # -- images ----------------------------------------------------------------------------------
+    @measured("gallery.add_image")
+    def add_image(self, image: ImageCreate | Mapping[str, Any]) -> ImageOut:
+        """Store a generated image; Conflict when its filename is taken, NotFound for an unknown run."""
+        item = parse(ImageCreate, image)
+        with self._tx() as s:
+            if s.scalar(select(IMAGES.c.id).where(IMAGES.c.filename == item.filename)) is not None:
+                raise Conflict(f"an image named {item.filename!r} is already in the gallery")
+            for table, key, what in (
+                (CREATION, item.creation_session_id, "creation run"),
+                (TRAINING, item.training_session_id, "training run"),
+            ):
+                if key is not None and s.scalar(select(table.c.id).where(table.c.id == key)) is None:
+                    raise NotFound(what, key)
+            now = utcnow()
+            values = {**item.model_dump(), "status": item.status.value, "created_at": now, "updated_at": now}
+            image_id = s.execute(insert(IMAGES).values(values).returning(IMAGES.c.id)).scalar_one()
+            if item.creation_session_id is not None:
+                _refresh_creation(s, item.creation_session_id)
+            return self._image(s, image_id)
+
+    def _image(self, s: Session, image_id: int) -> ImageOut:
+        row = s.execute(select(IMAGES).where(IMAGES.c.id == image_id)).first()
+        if row is None:
+            raise NotFound("image", image_id)
+        return ImageOut.model_validate(row)
+
+    @measured("gallery.get_image")
+    def get_image(self, image_id: int) -> ImageOut:
+        with self._tx(readonly=True) as s:
+            return self._image(s, image_id)
+
+    @measured("gallery.curate")
+    def curate(self, image_id: int, status: CurationStatus | str) -> ImageOut:
+        """Set an image's curation status (pending, curated, rejected)."""
+        new = parse(_Curation, {"status": status}).status
+        with self._tx() as s:
+            run_id = self._update(s, image_id, status=new.value)
+            if run_id is not None:
+                _refresh_creation(s, run_id)
+            return self._image(s, image_id)
+
+    @measured("gallery.feature")
+    def feature(self, image_id: int, featured: bool = True) -> ImageOut:
+        with self._tx() as s:
+            self._update(s, image_id, is_featured=featured)
+            return self._image(s, image_id)
+
+    @measured("gallery.tag")
+    def tag(self, image_id: int, tags: Sequence[str], *, replace: bool = False) -> ImageOut:
+        """Add tags (kept in order, no duplicates), or with ``replace=True`` set them."""
+        new_tags = parse(_Tags, {"tags": list(tags)}).tags
+        with self._tx() as s:
+            current = [] if replace else (self._image(s, image_id).tags or [])
+            self._update(s, image_id, tags=list(dict.fromkeys([*current, *new_tags])))
+            return self._image(s, image_id)
+
+    def _update(self, s: Session, image_id: int, **values: Any) -> int | None:
+        """Update one image; returns its creation run's id. NotFound for an unknown image."""
+        result = s.execute(
+            update(IMAGES)
+            .where(IMAGES.c.id == image_id)
+            .values(**values, updated_at=utcnow())
+            .returning(IMAGES.c.creation_session_id)
+        ).first()
+        if result is None:
+            raise NotFound("image", image_id)
+        run_id: int | None = result[0]
+        return run_id
+
+    # -- the reference's common queries ----------------------------------------------------------
+    @measured("gallery.recent_high_quality")
+    def recent_high_quality(self, min_score: float = 7.0, limit: int = 10) -> list[ImageOut]:
+        """Curated images scoring at least ``min_score``, newest first."""
+        statement = (
+            select(IMAGES)
+            .where(IMAGES.c.status == CurationStatus.CURATED.value, IMAGES.c.final_score >= min_score)
+            .order_by(IMAGES.c.created_at.desc(), IMAGES.c.id.desc())
+            .limit(_limit(limit))
+        )
+        with self._tx(readonly=True) as s:
+            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+
+    @measured("gallery.top")
+    def top(self, limit: int = 10, status: CurationStatus | str = CurationStatus.CURATED) -> list[ImageOut]:
+        """The best-scoring images of a status (``WHERE status = ? ORDER BY final_score DESC``)."""
+        wanted = parse(_Curation, {"status": status}).status
+        statement = (
+            select(IMAGES)
+            .where(IMAGES.c.status == wanted.value, IMAGES.c.final_score.is_not(None))
+            .order_by(IMAGES.c.final_score.desc(), IMAGES.c.id.desc())
+            .limit(_limit(limit))
+        )
+        with self._tx(readonly=True) as s:
+            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+
+    @measured("gallery.uncurated")
+    def uncurated(self, limit: int = 100) -> list[ImageOut]:
+        """Pending images, oldest first: the curation queue."""
+        statement = (
+            select(IMAGES)
+            .where(IMAGES.c.status == CurationStatus.PENDING.value)
+            .order_by(IMAGES.c.created_at.asc(), IMAGES.c.id.asc())
+            .limit(_limit(limit))
+        )
+        with self._tx(readonly=True) as s:
+            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+
+    @measured("gallery.quality_distribution")
+    def quality_distribution(self) -> list[QualityTier]:
+        """Curated images per tier: Excellent (>= 8), Good (>= 6), Fair (>= 4), Poor (below, or unscored)."""
+        tier = case(*((IMAGES.c.final_score >= low, name) for name, low in TIERS), else_="Poor")
+        order = case(*((tier == name, rank) for rank, (name, _) in enumerate(TIERS)), else_=len(TIERS))
+        statement = (
+            select(tier.label("quality_tier"), func.count(), func.avg(IMAGES.c.final_score))
+            .where(IMAGES.c.status == CurationStatus.CURATED.value)
+            .group_by(tier)
+            .order_by(order)
+        )
+        with self._tx(readonly=True) as s:
+            return [
+                QualityTier(quality_tier=name, count=count, avg_score=round(float(avg or 0), 3))
+                for name, count, avg in s.execute(statement)
+            ]
+
+    # -- training runs ---------------------------------------------------------------------------
+    @measured("gallery.start_training")
+    def start_training(
+        self,
+        name: str,
+        model_path: str,
+        config: dict[str, Any] | None = None,
+        dataset_size: int | None = None,
+    ) -> TrainingRunOut:
+        given = {"name": name, "model_path": model_path, "config": config, "dataset_size": dataset_size}
+        item = parse(TrainingStart, given)
+        now = utcnow()
+        with self._tx() as s:
+            run_id = s.execute(
+                insert(TRAINING)
+                .values(**item.model_dump(), status=RunStatus.RUNNING.value, started_at=now, updated_at=now)
+                .returning(TRAINING.c.id)
+            ).scalar_one()
+            return _training(s, run_id)
+
+    @measured("gallery.complete_training")
+    def complete_training(
+        self,
+        run_id: int,
+        final_loss: float | None = None,
+        training_time_seconds: float | None = None,
+        metrics: dict[str, Any] | None = None,
+    ) -> TrainingRunOut:
+        result = parse(
+            TrainingResult,
+            {"final_loss": final_loss, "training_time_seconds": training_time_seconds, "metrics": metrics},
+        )
+        return self._finish_training(run_id, RunStatus.COMPLETED, result.model_dump())
+
+    @measured("gallery.fail_training")
+    def fail_training(
+        self, run_id: int, reason: str, metrics: dict[str, Any] | None = None
+    ) -> TrainingRunOut:
+        result = parse(TrainingResult, {"metrics": {**(metrics or {}), "error": reason}})
+        return self._finish_training(run_id, RunStatus.FAILED, {"metrics": result.metrics})
+
+    def _finish_training(self, run_id: int, status: RunStatus, values: dict[str, Any]) -> TrainingRunOut:
+        now = utcnow()
+        with self._tx() as s:
+            current = _training(s, run_id)
+            if current.status is not RunStatus.RUNNING:
+                raise Conflict(f"training run {run_id} is already {current.status.value}")
+            s.execute(
+                update(TRAINING)
+                .where(TRAINING.c.id == run_id)
+                .values(**values, status=status.value, completed_at=now, updated_at=now)
+            )
+            return _training(s, run_id)
+
+    @measured("gallery.training_statistics")
+    def training_statistics(self) -> list[TrainingStatistic]:
+        """Every training run, newest first, with its time in hours."""
+        statement = select(
+            TRAINING.c.name,
+            TRAINING.c.dataset_size,
+            TRAINING.c.final_loss,
+            (TRAINING.c.training_time_seconds / 3600.0).label("training_hours"),
+            TRAINING.c.status,
+        ).order_by(TRAINING.c.started_at.desc(), TRAINING.c.id.desc())
+        with self._tx(readonly=True) as s:
+            return [TrainingStatistic.model_validate(row) for row in s.execute(statement)]
+
+    # -- creation runs ---------------------------------------------------------------------------
+    @measured("gallery.start_creation")
+    def start_creation(self, theme: str | None = None) -> CreationRunOut:
+        checked = parse(_Theme, {"theme": theme}).theme
+        now = utcnow()
+        with self._tx() as s:
+            run_id = s.execute(
+                insert(CREATION)
+                .values(theme=checked, started_at=now, updated_at=now)
+                .returning(CREATION.c.id)
+            ).scalar_one()
+            return _creation(s, run_id)
+
+    @measured("gallery.complete_creation")
+    def complete_creation(self, run_id: int) -> CreationRunOut:
+        with self._tx() as s:
+            if _creation(s, run_id).completed_at is not None:
+                raise Conflict(f"creation run {run_id} is already complete")
+            s.execute(update(CREATION).where(CREATION.c.id == run_id).values(completed_at=utcnow()))
+            _refresh_creation(s, run_id)
+            return _creation(s, run_id)
+
+    @measured("gallery.get_creation")
+    def get_creation(self, run_id: int) -> CreationRunOut:
+        with self._tx(readonly=True) as s:
+            return _creation(s, run_id)
+
+    @measured("gallery.daily_creation_statistics")
+    def daily_creation_statistics(self) -> list[DailyCreation]:
+        """Per UTC day: runs started, images created and kept, average quality; newest day first."""
+        with self._tx(readonly=True) as s:
+            if s.get_bind().dialect.name == "sqlite":
+                day: Any = func.date(CREATION.c.started_at)  # stored as UTC text
+            else:
+                day = cast(func.timezone("UTC", CREATION.c.started_at), Date)
+            statement = (
+                select(
+                    day.label("date"),
+                    func.count(),
+                    func.sum(CREATION.c.images_created),
+                    func.sum(CREATION.c.images_kept),
+                    func.avg(CREATION.c.avg_score),
+                )
+                .group_by(day)
+                .order_by(day.desc())
+            )
+            return [
+                DailyCreation(
+                    date=d if isinstance(d, date) else date.fromisoformat(d),
+                    sessions=n,
+                    total_created=int(created),
+                    total_kept=int(kept),
+                    avg_quality=None if avg is None else round(float(avg), 2),
+                )
+                for d, n, created, kept, avg in s.execute(statement)
+            ]
+
+
+def _training(s: Session, run_id: int) -> TrainingRunOut:
+    row = s.execute(select(TRAINING).where(TRAINING.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("training run", run_id)
+    return TrainingRunOut.model_validate(row)
+
+
+def _creation(s: Session, run_id: int) -> CreationRunOut:
+    row = s.execute(select(CREATION).where(CREATION.c.id == run_id)).first()
+    if row is None:
+        raise NotFound("creation run", run_id)
+    return CreationRunOut.model_validate(row)
+
+
+def _refresh_creation(s: Session, run_id: int) -> None:
+    """Recompute a creation run's counts and average from its images, in the caller's transaction."""
+    mine = IMAGES.c.creation_session_id == run_id
+    kept = func.coalesce(func.sum(cast(IMAGES.c.status == CurationStatus.CURATED.value, Integer)), 0)
+    s.execute(
+        update(CREATION)
+        .where(CREATION.c.id == run_id)
+        .values(
+            images_created=select(func.count()).where(mine).scalar_subquery(),
+            images_kept=select(kept).where(mine).scalar_subquery(),
+            avg_score=select(func.avg(IMAGES.c.final_score)).where(mine).scalar_subquery(),
+            updated_at=utcnow(),
+        )
+    )
+
+
+class _Curation(InputModel):
+    status: CurationStatus
+
+
+class _Tags(InputModel):
+    tags: list[Text]
+
+
+class _Theme(InputModel):
+    theme: Text | None = None
