@@ -413,3 +413,35 @@ def test_library_commands_end_to_end(url: str, tmp_path: Path) -> None:
     assert "deleted 1 prompts" in invoke("library", "cleanup", "--without-thumbnail", url=url).stdout
     missing = invoke("library", "show", "999", url=url)
     assert missing.exit_code == 1 and "999" in missing.stderr
+
+
+def test_gallery_commands_end_to_end(url: str) -> None:
+    """add, curate, feature, top, uncurated, quality, training and daily from the shell."""
+    for name, score in [("a.png", 9.0), ("b.png", 6.5), ("c.png", 2.0)]:
+        result = invoke(
+            "gallery", "add", name, "--prompt", "a sunset", "--model", "sdxl", "--score", str(score), url=url
+        )
+        assert result.exit_code == 0, result.output
+    taken = invoke("gallery", "add", "a.png", "--prompt", "x", "--model", "m", url=url)
+    assert taken.exit_code == 1 and "already in the gallery" in taken.stderr
+    assert [i["filename"] for i in parsed(invoke("gallery", "uncurated", "--json", url=url))] == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
+    for image_id in ("1", "2", "3"):
+        assert invoke("gallery", "curate", image_id, "curated", url=url).exit_code == 0
+    assert "is featured" in invoke("gallery", "feature", "1", url=url).stdout
+    assert [i["filename"] for i in parsed(invoke("gallery", "top", "--json", url=url))] == [
+        "a.png",
+        "b.png",
+        "c.png",
+    ]
+    assert [
+        i["filename"] for i in parsed(invoke("gallery", "top", "--min-score", "7", "--json", url=url))
+    ] == ["a.png"]
+    tiers = {t["quality_tier"]: t["count"] for t in parsed(invoke("gallery", "quality", "--json", url=url))}
+    assert tiers == {"Excellent": 1, "Good": 1, "Poor": 1}
+    assert parsed(invoke("gallery", "training", "--json", url=url)) == []
+    assert parsed(invoke("gallery", "daily", "--json", url=url)) == []
+    assert invoke("gallery", "curate", "1", "approved", url=url).exit_code == 2

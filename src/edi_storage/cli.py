@@ -31,9 +31,11 @@ from rich.text import Text
 from edi_storage.errors import FieldError, InvalidInput, NotFound, SchemaError, StorageError
 from edi_storage.migrate.state import SchemaState, SchemaStatus
 from edi_storage.models.audit import AuditOperation
+from edi_storage.models.gallery import CurationStatus
 from edi_storage.models.sessions import SessionStatus
 from edi_storage.schemas.audit import AuditRecord
 from edi_storage.schemas.common import parse
+from edi_storage.schemas.gallery import ImageOut
 from edi_storage.schemas.library import LibraryPromptOut
 from edi_storage.schemas.sessions import (
     OrderBy,
@@ -793,3 +795,157 @@ def library_cleanup(
             older_than_days=older_than_days, without_thumbnail=without_thumbnail
         )
     cli.out.print(Text(f"deleted {deleted} prompts"))
+
+
+# -- gallery ---------------------------------------------------------------------------------------
+gallery_app = typer.Typer(
+    help="The gallery: generated images, curation, training and creation runs.", no_args_is_help=True
+)
+app.add_typer(gallery_app, name="gallery")
+
+
+def images_table(images: Sequence[ImageOut], title: str) -> Table:
+    result = table(title, "id", "filename", "score", "status", "featured", "created (UTC)", "prompt")
+    for column in result.columns[:6]:
+        column.no_wrap = True
+    for i in images:
+        created = i.created_at.strftime("%Y-%m-%d %H:%M")
+        result.add_row(
+            *cells(
+                i.id,
+                i.filename,
+                i.final_score,
+                i.status,
+                "yes" if i.is_featured else "",
+                created,
+                shorten(i.prompt),
+            )
+        )
+    return result
+
+
+def show_images(cli: Cli, images: Sequence[ImageOut], title: str, as_json: bool) -> None:
+    if as_json:
+        print_json([i.model_dump(mode="json") for i in images])
+    else:
+        cli.out.print(images_table(images, title))
+
+
+@command("add", on=gallery_app)
+def gallery_add(
+    ctx: typer.Context,
+    filename: Annotated[str, typer.Argument(metavar="FILENAME", help="Unique image file name.")],
+    prompt: Annotated[str, typer.Option(help="The generation prompt.")],
+    model_id: Annotated[str, typer.Option("--model", help="The model that made it.")],
+    final_score: Annotated[float | None, typer.Option("--score", help="Overall score, 0-10.")] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    creation_run: Annotated[int | None, typer.Option(help="The creation run it belongs to.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a generated image (pending curation)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        image = storage.gallery.add_image(
+            {"filename": filename, "prompt": prompt, "model_id": model_id, "final_score": final_score,
+             "tags": tags, "creation_session_id": creation_run}
+        )  # fmt: skip
+    if as_json:
+        print_json(image.model_dump(mode="json"))
+    else:
+        cli.out.print(Text(f"image {image.id}: {image.filename} ({image.status.value})"))
+
+
+@command("curate", on=gallery_app)
+def gallery_curate(
+    ctx: typer.Context,
+    image_id: Annotated[int, typer.Argument(metavar="ID")],
+    status: Annotated[CurationStatus, typer.Argument(help="pending, curated or rejected.")],
+) -> None:
+    """Set an image's curation status."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        image = storage.gallery.curate(image_id, status)
+    cli.out.print(Text(f"image {image.id} is {image.status.value}"))
+
+
+@command("feature", on=gallery_app)
+def gallery_feature(
+    ctx: typer.Context,
+    image_id: Annotated[int, typer.Argument(metavar="ID")],
+    off: Annotated[bool, typer.Option("--off", help="Unfeature it instead.")] = False,
+) -> None:
+    """Feature an image in the gallery (or, with --off, stop featuring it)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        image = storage.gallery.feature(image_id, featured=not off)
+    cli.out.print(Text(f"image {image.id} {'is' if image.is_featured else 'is not'} featured"))
+
+
+@command("top", on=gallery_app)
+def gallery_top(
+    ctx: typer.Context,
+    limit: LimitOption = 10,
+    min_score: Annotated[float | None, typer.Option(help="Recent curated images at least this good.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The best curated images (or, with --min-score, the most recent at least that good)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        if min_score is None:
+            show_images(cli, storage.gallery.top(limit), "best curated images", as_json)
+        else:
+            images = storage.gallery.recent_high_quality(min_score=min_score, limit=limit)
+            show_images(cli, images, f"recent curated images scoring {min_score:g}+", as_json)
+
+
+@command("uncurated", on=gallery_app)
+def gallery_uncurated(ctx: typer.Context, limit: LimitOption = 100, as_json: JsonFlag = False) -> None:
+    """The curation queue: pending images, oldest first."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        show_images(cli, storage.gallery.uncurated(limit), "pending curation (oldest first)", as_json)
+
+
+@command("quality", on=gallery_app)
+def gallery_quality(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """How curated images spread over Excellent, Good, Fair and Poor."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        tiers = storage.gallery.quality_distribution()
+    if as_json:
+        print_json([t.model_dump(mode="json") for t in tiers])
+        return
+    result = table("quality of curated images", "tier", "images", "average score")
+    for t in tiers:
+        result.add_row(*cells(t.quality_tier, t.count, t.avg_score))
+    cli.out.print(result)
+
+
+@command("training", on=gallery_app)
+def gallery_training(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """LoRA training runs, newest first."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        runs = storage.gallery.training_statistics()
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in runs])
+        return
+    result = table("training runs", "name", "dataset", "final loss", "hours", "status")
+    for r in runs:
+        result.add_row(*cells(r.name, r.dataset_size, r.final_loss, r.training_hours, r.status))
+    cli.out.print(result)
+
+
+@command("daily", on=gallery_app)
+def gallery_daily(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Creation runs per UTC day: runs, images created and kept, average quality."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        days = storage.gallery.daily_creation_statistics()
+    if as_json:
+        print_json([d.model_dump(mode="json") for d in days])
+        return
+    result = table("daily creation", "date", "runs", "created", "kept", "avg quality")
+    for d in days:
+        result.add_row(*cells(d.date, d.sessions, d.total_created, d.total_kept, d.avg_quality))
+    cli.out.print(result)
