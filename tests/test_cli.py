@@ -83,6 +83,8 @@ def test_demo_works_as_the_first_command_of_a_fresh_clone(
         assert storage.sessions.get_session_count() == 25
         recent = storage.sessions.get_recent_sessions(10)
     assert "most recent sessions" in result.stdout
+    assert "most used prompts in the library" in result.stdout
+    assert "best curated images in the gallery" in result.stdout
     assert all(s.id in result.stdout for s in recent)
     assert "statistics" in result.stdout
     assert "25" in result.stdout

@@ -51,7 +51,6 @@ P = ParamSpec("P")
 
 PROMPT_WIDTH = 60  # history shows the start of each prompt; `show` and `--json` give it whole
 SHOWN_FIELD_ERRORS = 5  # a file with a thousand bad rows should still fail in one readable line
-DEMO_BATCH_SIZE = 100
 
 app = typer.Typer(
     name="edi-storage",
@@ -564,25 +563,34 @@ def demo(
     sessions: Annotated[int, typer.Option(min=0, help="How many sessions to generate.")] = 200,
     seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same sessions (same ids).")] = 1,
 ) -> None:
-    """Fill the database with realistic sessions, then show the newest and the statistics."""
-    # Imported here: factory-boy and Faker take a while to import and only this command needs them.
-    from edi_storage.testing import SessionCreateFactory, seed
+    """Fill the database with realistic sessions, the prompt library and a gallery, then show them."""
+    # Imported here: factory-boy, Faker and Pillow take a while to import and only this command needs them.
+    from edi_storage.testing.demo import populate
 
-    state: Cli = ctx.obj
-    with state.storage() as storage:
-        state.err.print(Text(f"database: {storage.url.render_as_string(hide_password=True)}"))
-        seed(seed_value)
-        with progress_bar(state.err) as progress:
-            building = progress.add_task("building", total=sessions)
-            graphs: list[SessionCreate] = []
-            for _ in range(sessions):
-                graphs.append(SessionCreateFactory.build())
-                progress.advance(building)
-            save_in_batches(storage, graphs, DEMO_BATCH_SIZE, progress)
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        cli.err.print(Text(f"database: {storage.url.render_as_string(hide_password=True)}"))
+        with progress_bar(cli.err) as progress:
+            tasks = {
+                "sessions": progress.add_task("sessions", total=sessions),
+                "library": progress.add_task("library", total=max(1, sessions // 4) if sessions else 0),
+                "gallery": progress.add_task("gallery", total=15),
+            }
+            populate(storage, sessions=sessions, seed_value=seed_value,
+                     advance=lambda task, n: progress.advance(tasks[task], n))  # fmt: skip
         recent = storage.sessions.get_recent_sessions(10)
         statistics = storage.sessions.get_statistics()
-    state.out.print(history_table(recent, title="most recent sessions"))
-    state.out.print(statistics_table(statistics))
+        popular = storage.library.popular(5)
+        best = storage.gallery.top(5)
+        tiers = storage.gallery.quality_distribution()
+    cli.out.print(history_table(recent, title="most recent sessions"))
+    cli.out.print(statistics_table(statistics))
+    cli.out.print(library_table(popular, "most used prompts in the library"))
+    cli.out.print(images_table(best, "best curated images in the gallery"))
+    quality = table("gallery quality", "tier", "images", "average score")
+    for t in tiers:
+        quality.add_row(*cells(t.quality_tier, t.count, t.avg_score))
+    cli.out.print(quality)
 
 
 # -- session-state files ---------------------------------------------------------------------------
@@ -654,13 +662,15 @@ LimitOption = Annotated[int, typer.Option(help="At most this many.")]
 
 
 def library_table(prompts: Sequence[LibraryPromptOut], title: str) -> Table:
-    result = table(title, "id", "uses", "last used (UTC)", "model", "thumbnail", "prompt")
-    for column in result.columns[:5]:
-        column.no_wrap = True
+    # Only the prompt may wrap; every other column is short.
+    result = table(title, "id", "prompt", "uses", "model", "thumbnail", "last used (UTC)")
+    result.columns[1].min_width = 20
+    for index in (0, 2, 3, 4, 5):
+        result.columns[index].no_wrap = True
     for p in prompts:
         thumb = f"{p.thumbnail_width}x{p.thumbnail_height}" if p.thumbnail_bytes else None
         when = p.last_used_at.strftime("%Y-%m-%d %H:%M")
-        result.add_row(*cells(p.id, p.total_uses, when, p.model, thumb, shorten(p.prompt_text)))
+        result.add_row(*cells(p.id, shorten(p.prompt_text), p.total_uses, p.model, thumb, when))
     return result
 
 
@@ -805,22 +815,16 @@ app.add_typer(gallery_app, name="gallery")
 
 
 def images_table(images: Sequence[ImageOut], title: str) -> Table:
-    result = table(title, "id", "filename", "score", "status", "featured", "created (UTC)", "prompt")
-    for column in result.columns[:6]:
-        column.no_wrap = True
+    # The prompt goes under the file name (as in `history`), so the table fits 80 columns.
+    result = table(title, "id", "image", "score", "status", "created (UTC)")
+    for index in (0, 2, 3, 4):
+        result.columns[index].no_wrap = True
     for i in images:
+        image = Text(i.filename)
+        image.append("\n" + shorten(i.prompt), style="dim")
+        status = f"{i.status.value}, featured" if i.is_featured else i.status.value
         created = i.created_at.strftime("%Y-%m-%d %H:%M")
-        result.add_row(
-            *cells(
-                i.id,
-                i.filename,
-                i.final_score,
-                i.status,
-                "yes" if i.is_featured else "",
-                created,
-                shorten(i.prompt),
-            )
-        )
+        result.add_row(Text(str(i.id)), image, *cells(i.final_score, status, created))
     return result
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from edi_storage.models import EditSession, Entity, Prompt, UserFeedback, Validation
 from edi_storage.models.sessions import FeedbackType, SessionStatus
+from edi_storage.schemas.gallery import ImageCreate
 from edi_storage.schemas.sessions import EntityIn, FeedbackIn, PromptIn, SessionCreate, ValidationIn
 
 LABELS = ("sky", "mountain", "person", "tree", "building", "water", "car", "dog", "road", "cloud")
@@ -237,3 +238,32 @@ class FeedbackFactory(_ModelFactory):
     session = factory.SubFactory(SessionFactory, feedback=[])
     feedback_type = factory.Iterator([t.value for t in FeedbackType])
     rating = factory.Faker("pyint", min_value=1, max_value=5)
+
+
+# -- gallery ---------------------------------------------------------------------------------------
+class ImageCreateFactory(factory.Factory[ImageCreate]):
+    """A generated image as the gallery receives it: pending, scored, tagged."""
+
+    class Meta:
+        model = ImageCreate
+
+    class Params:
+        subject = factory.Iterator(LABELS)
+
+    filename = factory.Sequence(lambda n: f"2026{n:08d}.png")
+    prompt = factory.LazyAttribute(
+        lambda o: f"{o.subject}, " + ", ".join(factory.random.randgen.sample(STYLES, 2))
+    )
+    negative_prompt = "blurry, low quality"
+    model_id = factory.Iterator(["sdxl-1.0", "flux-dev", "sd-1.5"])
+    generation_params = factory.LazyFunction(
+        lambda: {"width": 1024, "height": 1024, "steps": factory.random.randgen.choice([20, 30, 50])}
+    )
+    seed = factory.Faker("pyint", min_value=0, max_value=2**31 - 1)
+    aesthetic_score = factory.Faker("pyfloat", min_value=2, max_value=10, right_digits=2)
+    clip_score = factory.Faker("pyfloat", min_value=0.2, max_value=1, right_digits=3)
+    technical_score = factory.Faker("pyfloat", min_value=0.3, max_value=1, right_digits=3)
+    final_score = factory.Faker("pyfloat", min_value=2, max_value=10, right_digits=2)
+    tags = factory.LazyAttribute(
+        lambda o: [o.subject, factory.random.randgen.choice(["demo", "landscape", "portrait"])]
+    )
