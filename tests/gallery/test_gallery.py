@@ -226,3 +226,13 @@ def test_gallery_queries_use_the_indexes(sqlite_storage: Storage, method: str, i
             for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple([None] * sql.count("?")))
         ]
     assert any(index in plan for plan in plans), plans
+
+
+def test_orm_factory_images_appear_in_the_queries(storage: Storage) -> None:
+    from edi_storage.testing import GeneratedImageFactory, bind_factories
+
+    with storage.unit_of_work() as uow:
+        bind_factories(uow.session)
+        made = GeneratedImageFactory(status="pending")
+        made_id = made.id
+    assert [i.id for i in storage.gallery.uncurated()] == [made_id]

@@ -19,7 +19,17 @@ import factory.random
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
-from edi_storage.models import EditSession, Entity, Prompt, UserFeedback, Validation
+from edi_storage.models import (
+    CurationStatus,
+    EditSession,
+    Entity,
+    GeneratedImage,
+    LibraryPrompt,
+    Prompt,
+    UserFeedback,
+    Validation,
+    prompt_hash,
+)
 from edi_storage.models.sessions import FeedbackType, SessionStatus
 from edi_storage.schemas.gallery import ImageCreate
 from edi_storage.schemas.sessions import EntityIn, FeedbackIn, PromptIn, SessionCreate, ValidationIn
@@ -267,3 +277,28 @@ class ImageCreateFactory(factory.Factory[ImageCreate]):
     tags = factory.LazyAttribute(
         lambda o: [o.subject, factory.random.randgen.choice(["demo", "landscape", "portrait"])]
     )
+
+
+class LibraryPromptFactory(_ModelFactory):
+    """A prompt-library row (no thumbnail); its hash follows its text."""
+
+    class Meta:
+        model = LibraryPrompt
+
+    prompt_text = factory.LazyFunction(lambda: ", ".join(factory.random.randgen.sample(STYLES, 3)))
+    prompt_hash = factory.LazyAttribute(lambda o: prompt_hash(o.prompt_text))
+    total_uses = factory.Faker("pyint", min_value=1, max_value=50)
+    model = factory.Iterator(["sdxl-1.0", "flux-dev", None])
+
+
+class GeneratedImageFactory(_ModelFactory):
+    """A gallery row built from the same values as ``ImageCreateFactory``."""
+
+    class Meta:
+        model = GeneratedImage
+
+    filename = factory.Sequence(lambda n: f"orm_{n:08d}.png")
+    prompt = factory.LazyFunction(lambda: ", ".join(factory.random.randgen.sample(STYLES, 2)))
+    model_id = factory.Iterator(["sdxl-1.0", "flux-dev"])
+    final_score = factory.Faker("pyfloat", min_value=0, max_value=10, right_digits=2)
+    status = factory.Iterator([s.value for s in CurationStatus])
