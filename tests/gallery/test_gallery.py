@@ -236,3 +236,41 @@ def test_orm_factory_images_appear_in_the_queries(storage: Storage) -> None:
         made = GeneratedImageFactory(status="pending")
         made_id = made.id
     assert [i.id for i in storage.gallery.uncurated()] == [made_id]
+
+
+def test_queries_match_answers_computed_in_python_on_factory_data(storage: Storage) -> None:
+    """Forty factory images with random scores and statuses: every query equals the same question
+    answered in plain Python over the inputs."""
+    import random
+
+    from edi_storage.testing import ImageCreateFactory
+
+    rng = random.Random(5)
+    made = [
+        storage.gallery.add_image(
+            ImageCreateFactory.build(status=rng.choice(["pending", "curated", "rejected"]))
+        )
+        for _ in range(40)
+    ]
+    curated = [i for i in made if i.status == "curated"]
+    expected_top = sorted(
+        (i for i in curated if i.final_score is not None), key=lambda i: (-(i.final_score or 0), -i.id)
+    )
+    assert [i.id for i in storage.gallery.top(5)] == [i.id for i in expected_top[:5]]
+    expected_queue = sorted((i for i in made if i.status == "pending"), key=lambda i: (i.created_at, i.id))
+    assert [i.id for i in storage.gallery.uncurated()] == [i.id for i in expected_queue]
+    high = sorted(
+        (i for i in curated if (i.final_score or 0) >= 7), key=lambda i: (i.created_at, i.id), reverse=True
+    )
+    assert [i.id for i in storage.gallery.recent_high_quality(limit=100)] == [i.id for i in high]
+
+    def tier(score: float | None) -> str:
+        if score is None or score < 4:
+            return "Poor"
+        return "Excellent" if score >= 8 else "Good" if score >= 6 else "Fair"
+
+    by_tier: dict[str, list[float]] = {}
+    for i in curated:
+        by_tier.setdefault(tier(i.final_score), []).append(i.final_score or 0)
+    got = {t.quality_tier: (t.count, t.avg_score) for t in storage.gallery.quality_distribution()}
+    assert got == {k: (len(v), round(sum(v) / len(v), 3)) for k, v in by_tier.items()}
