@@ -273,4 +273,6 @@ def test_queries_match_answers_computed_in_python_on_factory_data(storage: Stora
     for i in curated:
         by_tier.setdefault(tier(i.final_score), []).append(i.final_score or 0)
     got = {t.quality_tier: (t.count, t.avg_score) for t in storage.gallery.quality_distribution()}
-    assert got == {k: (len(v), round(sum(v) / len(v), 3)) for k, v in by_tier.items()}
+    assert {k: n for k, (n, _) in got.items()} == {k: len(v) for k, v in by_tier.items()}
+    for name, values in by_tier.items():  # the service rounds to 3 decimals; summation order may differ
+        assert abs(got[name][1] - sum(values) / len(values)) <= 0.0006, name
