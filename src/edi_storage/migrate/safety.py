@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,7 +37,7 @@ def lock_postgres_for_migration(connection: Connection) -> None:
 def sqlite_has_tables(database: Path) -> bool:
     if not database.exists() or database.stat().st_size == 0:
         return False
-    with _closing(sqlite3.connect(database)) as conn:
+    with closing(sqlite3.connect(database)) as conn:
         tables: int = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
         return tables > 0
 
@@ -47,7 +47,7 @@ def backup_sqlite(database: Path, target: Path) -> Path:
 
     Raises StorageError (and removes the copy) when the copy does not pass ``PRAGMA integrity_check``.
     """
-    with _closing(sqlite3.connect(database)) as source, _closing(sqlite3.connect(target)) as copy:
+    with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(target)) as copy:
         source.backup(copy)
         result = copy.execute("PRAGMA integrity_check").fetchone()[0]
     if result != "ok":
@@ -59,11 +59,3 @@ def backup_sqlite(database: Path, target: Path) -> Path:
 def pre_migration_backup_path(database: Path, from_revision: str | None, to_revision: str) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return database.with_name(f"{database.name}.{from_revision or 'base'}-to-{to_revision}.{stamp}.bak")
-
-
-@contextmanager
-def _closing(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    try:
-        yield conn
-    finally:
-        conn.close()
