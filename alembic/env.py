@@ -27,7 +27,6 @@ from sqlalchemy import Connection, text
 
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
 from edi_storage.errors import MigrationFailed
-from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
 from edi_storage.migrate.safety import (
     backup_sqlite,
     lock_postgres_for_migration,
@@ -35,10 +34,9 @@ from edi_storage.migrate.safety import (
     sqlite_has_tables,
     sqlite_migration_lock,
 )
-from edi_storage.migrate.scripts import VERSION_TABLE
+from edi_storage.migrate.scripts import VERSION_TABLE, include_name
 from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema, refusal
 from edi_storage.models import Base
-from edi_storage.models.library import FTS_TABLE, PG_SEARCH_INDEX
 
 config = context.config
 
@@ -68,14 +66,6 @@ def backup_wanted() -> bool:
     x_args = context.get_x_argument(as_dictionary=True)
     value = x_args.get("backup", os.environ.get("EDI_STORAGE_BACKUP_BEFORE_UPGRADE", "true"))
     return value.lower() not in {"0", "false", "no", "off"}
-
-
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Leave out what is not a model: Alembic's version table, the audit triggers' context table, the
-    library's FTS5 table with its shadow tables (SQLite) and its expression index (PostgreSQL)."""
-    if type_ == "table":
-        return name not in {VERSION_TABLE, CONTEXT_TABLE} and not (name or "").startswith(FTS_TABLE)
-    return not (type_ == "index" and name == PG_SEARCH_INDEX)
 
 
 def classify(connection: Connection) -> SchemaStatus:

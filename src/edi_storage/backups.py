@@ -53,6 +53,9 @@ class RetentionPolicy:
     monthly: int = 12
 
 
+DEFAULT_POLICY = RetentionPolicy()
+
+
 def backup_name(stem: str, taken_at: datetime, ext: str) -> str:
     return f"{stem}-{taken_at.astimezone(UTC).strftime(STAMP)}.{ext}"
 
@@ -134,11 +137,12 @@ def list_backups(directory: Path) -> list[Backup]:
 
 
 def plan_rotation(
-    backups: Iterable[Backup], *, now: datetime, policy: RetentionPolicy = RetentionPolicy()
+    backups: Iterable[Backup], *, now: datetime, policy: RetentionPolicy | None = None
 ) -> tuple[list[Backup], list[Backup]]:
     """(keep, delete), oldest first: the newest backup of each of the last ``policy.daily`` days, of
     each of the last ``policy.weekly`` ISO weeks and of each of the last ``policy.monthly`` calendar
     months (counted from ``now``, in UTC), and always the newest of all."""
+    policy = policy or DEFAULT_POLICY
     newest_first = sorted(backups, key=lambda b: b.taken_at, reverse=True)
     today = now.astimezone(UTC).date()
     this_week = today - timedelta(days=today.weekday())

@@ -53,3 +53,15 @@ def head_revision() -> str:
 
 def known_revisions() -> set[str]:
     return {rev.revision for rev in script_directory().walk_revisions()}
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """What schema comparison (``alembic check``, ``edi-storage check``) looks at: everything but what
+    is not a model (Alembic's version table, the audit triggers' context table, the library's FTS5
+    table with its shadow tables on SQLite and its expression index on PostgreSQL)."""
+    from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
+    from edi_storage.models.library import FTS_TABLE, PG_SEARCH_INDEX
+
+    if type_ == "table":
+        return name not in {VERSION_TABLE, CONTEXT_TABLE} and not (name or "").startswith(FTS_TABLE)
+    return not (type_ == "index" and name == PG_SEARCH_INDEX)

@@ -1,0 +1,54 @@
+"""Reports of the operations commands (check, size, backup, rotate, restore)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from edi_storage.schemas.common import OutputModel
+
+
+class CheckReport(OutputModel):
+    """What ``check`` found; ``ok`` only when every check passed. ``problems`` says what to look at."""
+
+    ok: bool
+    problems: list[str]
+    integrity: str | None
+    foreign_key_violations: int | None
+    drift: list[str]
+    revision: str | None
+    head: str
+    wal_bytes: int | None
+
+
+class TableSize(OutputModel):
+    name: str
+    rows: int | None
+    bytes: int | None
+
+
+class SizeReport(OutputModel):
+    database_bytes: int | None
+    wal_bytes: int | None
+    free_pages: int | None
+    page_size: int | None
+    tables: list[TableSize]
+
+
+class BackupReport(OutputModel):
+    path: Path
+    taken_at: datetime
+    revision: str | None
+    bytes: int
+
+
+class RotationReport(OutputModel):
+    kept: list[Path]
+    deleted: list[Path]
+    dry_run: bool
+
+
+class RestoreReport(OutputModel):
+    target: Path
+    revision_before: str | None
+    revision_after: str | None
