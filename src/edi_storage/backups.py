@@ -30,8 +30,8 @@ from edi_storage.errors import StorageError
 from edi_storage.migrate.safety import backup_sqlite
 from edi_storage.migrate.scripts import VERSION_TABLE
 
-STAMP = "%Y%m%dT%H%M%SZ"
-NAME = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<ext>db|db\.gz|dump)$")
+STAMP = "%Y%m%dT%H%M%S%fZ"  # microseconds: two backups in one second must not collide
+NAME = re.compile(r"^(?P<stem>.+)-(?P<stamp>\d{8}T\d{12}Z)\.(?P<ext>db|db\.gz|dump)$")
 
 
 class BackupError(StorageError):
@@ -76,7 +76,7 @@ def backup_sqlite_file(database: Path, directory: Path, *, compress: bool = Fals
     taken_at = datetime.now(UTC)
     target = directory / backup_name(database.stem, taken_at, "db")
     if target.exists() or target.with_name(target.name + ".gz").exists():
-        raise BackupError(f"a backup named {target.name} already exists; wait a second and try again")
+        raise BackupError(f"a backup named {target.name} already exists")
     backup_sqlite(database, target)  # online backup API + integrity_check, or BackupError-like failure
     revision = sqlite_revision(target)
     if compress:
