@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -447,3 +448,28 @@ def test_gallery_commands_end_to_end(url: str) -> None:
     assert parsed(invoke("gallery", "training", "--json", url=url)) == []
     assert parsed(invoke("gallery", "daily", "--json", url=url)) == []
     assert invoke("gallery", "curate", "1", "approved", url=url).exit_code == 2
+
+
+def test_operations_commands(url: str, tmp_path: Path) -> None:
+    """backup --rotate, restore --to, check (exit code a cron job can act on), size, vacuum, analyze."""
+    assert invoke("demo", "--sessions", "10", url=url).exit_code == 0
+    made = parsed(
+        invoke(
+            "backup", "--dir", str(tmp_path / "b"), "--compress", "--rotate", "--dry-run", "--json", url=url
+        )
+    )
+    assert made["backup"]["path"].endswith(".db.gz") and made["rotation"]["dry_run"] is True
+    restored = tmp_path / "restored.db"
+    result = invoke("restore", made["backup"]["path"], "--to", str(restored), url=url)
+    assert result.exit_code == 0, result.output
+    assert invoke("restore", made["backup"]["path"], "--to", str(restored), url=url).exit_code == 1
+    assert parsed(invoke("check", "--json", url=f"sqlite:///{restored}"))["ok"] is True
+    assert "healthy" in invoke("check", url=url).stdout
+    sizes = {t["name"]: t["rows"] for t in parsed(invoke("size", "--json", url=url))["tables"]}
+    assert sizes["sessions"] == 10
+    for command_name in ("vacuum", "analyze", "checkpoint"):
+        assert invoke(command_name, url=url).exit_code == 0
+    with sqlite3.connect(restored) as conn:
+        conn.execute("DROP INDEX ix_sessions_created_at")
+    drifted = invoke("check", url=f"sqlite:///{restored}")
+    assert drifted.exit_code == 1 and "NOT healthy" in drifted.stdout

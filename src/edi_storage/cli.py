@@ -6,8 +6,8 @@ as pure JSON on stdout (messages and progress bars go to stderr, so the JSON can
 
 Errors the user can fix (a wrong id, a bad file, a database behind the code) are one red line on stderr
 and an exit code, never a traceback: 1 for a missing record, invalid input and other storage errors,
-2 for schema problems (the code Click also uses for a wrong command line). Anything else is a bug, and
-its traceback is worth seeing.
+2 for a database that cannot be used as it is (schema problems, an unreadable file; Click also uses 2
+for a wrong command line). Anything else is a bug, and its traceback is worth seeing.
 """
 
 from __future__ import annotations
@@ -28,7 +28,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from edi_storage.errors import FieldError, InvalidInput, NotFound, SchemaError, StorageError
+from edi_storage.errors import (
+    DatabaseUnavailable,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    SchemaError,
+    StorageError,
+)
 from edi_storage.migrate.state import SchemaState, SchemaStatus
 from edi_storage.models.audit import AuditOperation
 from edi_storage.models.gallery import CurationStatus
@@ -94,7 +101,7 @@ def main(
 
 # -- errors ----------------------------------------------------------------------------------------
 def exit_code(error: Exception) -> int:
-    return 2 if isinstance(error, SchemaError) else 1
+    return 2 if isinstance(error, SchemaError | DatabaseUnavailable) else 1
 
 
 def one_line(error: Exception) -> str:
@@ -953,3 +960,131 @@ def gallery_daily(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for d in days:
         result.add_row(*cells(d.date, d.sessions, d.total_created, d.total_kept, d.avg_quality))
     cli.out.print(result)
+
+
+# -- operations ------------------------------------------------------------------------------------
+@command()
+def backup(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Option("--dir", file_okay=False, help="Where backups go.")] = Path(
+        "backups"
+    ),
+    compress: Annotated[bool, typer.Option(help="gzip the backup.")] = False,
+    rotate: Annotated[
+        bool, typer.Option(help="Then delete the backups the retention policy no longer keeps.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="With --rotate: say what would be deleted, delete nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Take a verified backup (SQLite online backup API, or pg_dump), and optionally rotate old ones."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        made = storage.maintenance.backup(directory, compress=compress)
+        rotation = storage.maintenance.rotate(directory, dry_run=dry_run) if rotate else None
+    if as_json:
+        print_json(
+            {
+                "backup": made.model_dump(mode="json"),
+                "rotation": rotation and rotation.model_dump(mode="json"),
+            }
+        )
+        return
+    cli.out.print(
+        Text(f"backup {made.path} ({made.bytes} bytes, revision {made.revision or 'n/a'}) verified")
+    )
+    if rotation is not None:
+        verb = "would delete" if rotation.dry_run else "deleted"
+        cli.out.print(Text(f"rotation: kept {len(rotation.kept)}, {verb} {len(rotation.deleted)}"))
+        for path in rotation.deleted:
+            cli.out.print(Text(f"  {verb} {path}"))
+
+
+@command()
+def restore(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(metavar="BACKUP", exists=True, dir_okay=False)],
+    to: Annotated[Path, typer.Option("--to", dir_okay=False, help="The database file to restore into.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing database at --to.")] = False,
+) -> None:
+    """Restore a SQLite backup (checked first) and upgrade it to the newest schema."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = storage.maintenance.restore(source, to, overwrite=force)
+    cli.out.print(
+        Text(f"restored {source} into {report.target}: {report.revision_before} -> {report.revision_after}")
+    )
+
+
+@command()
+def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Integrity, foreign keys, schema revision and drift. Exit 0 healthy, 1 problems found, 2 unusable."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = storage.maintenance.check()
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    else:
+        facts = {
+            "integrity": report.integrity,
+            "foreign key violations": report.foreign_key_violations,
+            "revision": report.revision,
+            "head": report.head,
+            "WAL bytes": report.wal_bytes,
+        }
+        for label, value in facts.items():
+            cli.out.print(Text(f"{label}: {fmt(value)}"))
+        for problem in report.problems:
+            cli.out.print(Text(f"problem: {problem}", style="red"))
+        for diff in report.drift:
+            cli.out.print(Text(f"  drift: {diff}"))
+        cli.out.print(Text("healthy" if report.ok else "NOT healthy", style="green" if report.ok else "red"))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@command()
+def size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The database's size, and rows and bytes per table."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = storage.maintenance.size()
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    title = (
+        f"database: {fmt(report.database_bytes)} bytes, WAL {fmt(report.wal_bytes)}, "
+        f"free pages {fmt(report.free_pages)}"
+    )
+    result = table(title, "table", "rows", "bytes")
+    for t in report.tables:
+        result.add_row(*cells(t.name, t.rows, t.bytes))
+    cli.out.print(result)
+
+
+@command()
+def vacuum(ctx: typer.Context) -> None:
+    """Rewrite the database without its free pages (deleting rows alone never shrinks the file)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        storage.maintenance.vacuum()
+    cli.out.print(Text("vacuumed"))
+
+
+@command()
+def analyze(ctx: typer.Context) -> None:
+    """Refresh the query planner's statistics."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        storage.maintenance.analyze()
+    cli.out.print(Text("analyzed"))
+
+
+@command()
+def checkpoint(ctx: typer.Context) -> None:
+    """Fold the WAL into the database file and truncate it (SQLite)."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        storage.maintenance.checkpoint()
+    cli.out.print(Text("checkpointed"))

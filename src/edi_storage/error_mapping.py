@@ -55,7 +55,7 @@ def translate(error: sa_exc.DBAPIError) -> StorageError:
         return StorageFull(f"no space left for the write, nothing of it was kept: {message}")
     if "readonly" in lowered or "read-only" in lowered or code == "25006":
         return ReadOnly(f"the database cannot be written: {message}")
-    if "not a database" in lowered or "unable to open" in lowered or "connection" in lowered:
+    if any(s in lowered for s in ("not a database", "unable to open", "malformed", "connection")):
         return DatabaseUnavailable(f"the database cannot be used: {message}")
     return StorageError(f"database error: {message}")
 

@@ -83,10 +83,8 @@ def test_restore_of_an_older_revision_ends_at_head_with_every_row(tmp_path: Path
     assert (report.revision_before, report.revision_after) == ("0001_base_schema", head_revision())
     with Storage(f"sqlite:///{tmp_path / 'new.db'}") as restored:
         assert restored.sessions.get_session_count() == 3
-        assert (
-            sum(len(restored.sessions.load_session(s.id).prompts) for s in restored.sessions.query_history())
-            == 6
-        )  # type: ignore[union-attr]
+        graphs = [restored.sessions.load_session(s.id) for s in restored.sessions.query_history()]
+        assert sum(len(g.prompts) for g in graphs if g is not None) == 6
 
 
 def test_restore_refuses_to_overwrite_a_live_database_unless_told(tmp_path: Path) -> None:
@@ -189,18 +187,14 @@ def test_check_detects_a_corrupted_file(tmp_path: Path) -> None:
     path = tmp_path / "live.db"
     data = bytearray(path.read_bytes())
     page = 4096
-    for offset in range(page * 10, page * 14):  # scribble over a few pages in the middle
+    # Scribble over data pages near the end (the schema lives in the first pages, so the file opens).
+    for offset in range(len(data) - page * 12, len(data) - page * 8):
         data[offset] = 0x5A
     path.write_bytes(bytes(data))
     with Storage(f"sqlite:///{path}") as damaged:
-        try:
-            report = damaged.maintenance.check()
-        except Exception as error:  # noqa: BLE001 - an unreadable file must surface as a typed error
-            from edi_storage import StorageError
-
-            assert isinstance(error, StorageError)
-        else:
-            assert not report.ok and report.integrity != "ok"
+        report = damaged.maintenance.check()
+    assert not report.ok
+    assert report.integrity is not None and report.integrity != "ok"
 
 
 def test_size_and_vacuum(tmp_path: Path) -> None:

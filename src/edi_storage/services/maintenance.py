@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy import exc as sa_exc
 
 from edi_storage.backups import (
     DEFAULT_POLICY,
@@ -57,6 +58,18 @@ def _report(backup: Backup) -> BackupReport:
     return BackupReport(
         path=backup.path, taken_at=backup.taken_at, revision=backup.revision, bytes=backup.bytes
     )
+
+
+def _sqlite_integrity(conn: Connection) -> tuple[str, int | None]:
+    """integrity_check's verdict and the foreign_key_check count. Damage bad enough that SQLite aborts
+    the check ("database disk image is malformed") is a verdict too, not an error of the check."""
+    try:
+        integrity = "; ".join(str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check"))
+        violations = len(conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
+    except sa_exc.DatabaseError as error:
+        conn.rollback()
+        return f"check aborted: {error.orig}", None
+    return integrity, violations
 
 
 def _wal_bytes(database: Path | None) -> int | None:
@@ -175,8 +188,7 @@ class MaintenanceService(Service):
         violations: int | None = None
         with database_errors(), self._whole_database().engine.connect() as conn:
             if conn.dialect.name == "sqlite":
-                integrity = "; ".join(str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check"))
-                violations = len(conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
+                integrity, violations = _sqlite_integrity(conn)
                 if integrity != "ok":
                     problems.append(f"integrity_check: {integrity}")
                 if violations:
