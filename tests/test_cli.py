@@ -473,3 +473,17 @@ def test_operations_commands(url: str, tmp_path: Path) -> None:
         conn.execute("DROP INDEX ix_sessions_created_at")
     drifted = invoke("check", url=f"sqlite:///{restored}")
     assert drifted.exit_code == 1 and "NOT healthy" in drifted.stdout
+
+
+def test_export_all_then_import_elsewhere(url: str, tmp_path: Path) -> None:
+    """`export --all out.jsonl` on one database, `import out.jsonl` on another: the same records."""
+    assert invoke("demo", "--sessions", "12", url=url).exit_code == 0
+    dump = tmp_path / "out.jsonl"
+    assert invoke("export", "--all", "--out", str(dump), url=url).exit_code == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    result = invoke("import", str(dump), url=other)
+    assert result.exit_code == 0, result.output
+    again = tmp_path / "again.jsonl"
+    invoke("export", "--all", "--out", str(again), url=other)
+    assert sorted(dump.read_text().splitlines()) == sorted(again.read_text().splitlines())
+    assert invoke("export", url=url).exit_code == 1, "an id or --all is required"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ import typer
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -53,6 +54,7 @@ from edi_storage.schemas.sessions import (
 )
 from edi_storage.state import load_state_file
 from edi_storage.storage import Storage
+from edi_storage.transfer import export_all, import_all
 
 P = ParamSpec("P")
 
@@ -459,7 +461,8 @@ def import_(
             exists=True,
             dir_okay=False,
             readable=True,
-            help="JSON files, each one session graph or a list of them (as `export` writes).",
+            help="JSON files of session graphs (one or a list, as `export ID` writes), or .jsonl files "
+            "of everything (as `export --all` writes).",
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, help="Sessions per transaction.")] = 500,
@@ -468,12 +471,23 @@ def import_(
     ] = False,
     actor: Annotated[str | None, typer.Option(help="Who imports, as the audit trail records it.")] = None,
 ) -> None:
-    """Import session graphs; a session whose id is already stored is replaced, not duplicated."""
+    """Import session graphs, or whole exports (.jsonl): stored records are replaced, never duplicated."""
     state: Cli = ctx.obj
-    sessions = read_sessions(files)
+    everything = [f for f in files if f.suffix == ".jsonl"]
+    sessions = read_sessions([f for f in files if f.suffix != ".jsonl"])
     with state.storage() as storage, progress_bar(state.err) as progress:
+        for path in everything:
+            tasks: dict[str, TaskID] = {}
+
+            def advance(kind: str, n: int) -> None:
+                if kind not in tasks:
+                    tasks[kind] = progress.add_task(kind, total=None)
+                progress.advance(tasks[kind], n)
+
+            counts = import_all(storage, path, advance, audit=not no_audit)
+            state.err.print(Text(f"{path}: " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
         save_in_batches(storage, sessions, batch_size, progress, audit=not no_audit, actor=actor)
-    state.out.print(Text(f"imported {len(sessions)} sessions from {len(files)} files"))
+    state.out.print(Text(f"imported {len(files)} files"))
 
 
 @command()
@@ -545,11 +559,28 @@ def perf(
 @command()
 def export(
     ctx: typer.Context,
-    session_id: Annotated[str, typer.Argument(metavar="ID", help="The session id.")],
+    session_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The session id.")] = None,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Everything (sessions, library, gallery) as JSON Lines.")
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", dir_okay=False, help="Write here, not stdout.")] = None,
 ) -> None:
-    """Write one session graph as JSON that `import` reads back."""
+    """Write one session graph as JSON, or with --all everything as JSON Lines; `import` reads both."""
     state: Cli = ctx.obj
+    if everything == (session_id is not None):
+        raise InvalidInput.single("ID", "give a session id or --all, not both and not neither", session_id)
+    if everything:
+        with state.storage() as storage, progress_bar(state.err) as progress:
+            task = progress.add_task("exporting", total=None)
+            handle = out.open("w", encoding="utf-8") if out is not None else sys.stdout
+            try:
+                counts = export_all(storage, handle, lambda _kind, n: progress.advance(task, n))
+            finally:
+                if out is not None:
+                    handle.close()
+        state.err.print(Text("exported " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
+        return
+    assert session_id is not None
     with state.storage() as storage:
         detail = storage.sessions.load_session(session_id)
     if detail is None:
