@@ -475,19 +475,21 @@ def import_(
     state: Cli = ctx.obj
     everything = [f for f in files if f.suffix == ".jsonl"]
     sessions = read_sessions([f for f in files if f.suffix != ".jsonl"])
+    imported = len(sessions)
     with state.storage() as storage, progress_bar(state.err) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(kind: str, n: int) -> None:
+            if kind not in tasks:
+                tasks[kind] = progress.add_task(kind, total=None)
+            progress.advance(tasks[kind], n)
+
         for path in everything:
-            tasks: dict[str, TaskID] = {}
-
-            def advance(kind: str, n: int) -> None:
-                if kind not in tasks:
-                    tasks[kind] = progress.add_task(kind, total=None)
-                progress.advance(tasks[kind], n)
-
             counts = import_all(storage, path, advance, audit=not no_audit)
             state.err.print(Text(f"{path}: " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
+            imported += counts["session"]
         save_in_batches(storage, sessions, batch_size, progress, audit=not no_audit, actor=actor)
-    state.out.print(Text(f"imported {len(files)} files"))
+    state.out.print(Text(f"imported {imported} sessions from {len(files)} files"))
 
 
 @command()
