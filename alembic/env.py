@@ -143,11 +143,11 @@ def run_on(connection: Connection) -> None:
                 if sqlite:
                     refuse_orphans(connection)
         except Exception as exc:
-            if backup is None or isinstance(exc, MigrationFailed):
+            if isinstance(exc, MigrationFailed):
                 raise
+            where = f"; a backup taken before it is at {backup}" if backup is not None else ""
             raise MigrationFailed(
-                f"the migration failed and was rolled back, the database is as it was; a backup taken "
-                f"before it is at {backup}. Cause: {exc}"
+                f"the migration failed and was rolled back, the database is as it was{where}. Cause: {exc}"
             ) from exc
 
 

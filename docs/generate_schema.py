@@ -22,6 +22,15 @@ def column_type(column: Column[object]) -> str:
     )
 
 
+def foreign_keys(tables: list[Table]) -> list[str]:
+    return [
+        f"- `{t.name}.{fk.parent.name}` -> `{fk.column.table.name}.{fk.column.name}`, "
+        f"ON DELETE {fk.ondelete or 'NO ACTION'}"
+        for t in tables
+        for fk in sorted(t.foreign_keys, key=lambda f: f.parent.name)
+    ]
+
+
 def mermaid(tables: list[Table]) -> list[str]:
     lines = ["```mermaid", "erDiagram"]
     for table in tables:
@@ -61,9 +70,10 @@ def render() -> str:
         "# Schema",
         "",
         "Generated from the models by `make docs` (docs/generate_schema.py); do not edit by hand.",
-        "Every foreign key is `ON DELETE CASCADE`; every constraint and index is named by the naming",
-        "convention in `edi_storage/models/base.py`. JSON columns are JSONB on PostgreSQL; datetimes are",
-        "aware UTC.",
+        "Every constraint and index is named by the naming convention in `edi_storage/models/base.py`.",
+        "JSON columns are JSONB on PostgreSQL; datetimes are aware UTC. Foreign keys:",
+        "",
+        *foreign_keys(tables),
         "",
         *mermaid(tables),
     ]

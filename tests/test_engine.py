@@ -7,14 +7,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from edi_storage import Busy, DatabaseUnavailable, Storage
-from edi_storage.models import EditSession
 from edi_storage.schemas.sessions import HistoryQuery
-from edi_storage.services.sessions import _ORDERINGS, _SUMMARY_COLUMNS, _filters
+from edi_storage.services.sessions import _SUMMARY_COLUMNS, _filters, ordering
 from edi_storage.testing import SessionCreateFactory
 
 
@@ -111,6 +111,7 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
             "ix_sessions_status_final_alignment_score_created_at",
         ),
         ({"date_from": "2026-01-01T00:00:00Z"}, "ix_sessions_created_at"),
+        ({"order_by": "final_alignment_score desc"}, "ix_sessions_final_alignment_score"),
     ],
 )
 def test_history_query_plans_use_the_indexes(
@@ -118,7 +119,10 @@ def test_history_query_plans_use_the_indexes(
 ) -> None:
     parsed = HistoryQuery.model_validate(query)
     statement = (
-        select(*_SUMMARY_COLUMNS).where(*_filters(parsed)).order_by(*_ORDERINGS[parsed.order_by]).limit(50)
+        select(*_SUMMARY_COLUMNS)
+        .where(*_filters(parsed))
+        .order_by(*ordering(parsed.order_by, "sqlite"))
+        .limit(50)
     )
     assert index in explain(sqlite_storage, statement)
 
@@ -133,9 +137,37 @@ def test_child_lookups_use_the_session_id_indexes(sqlite_storage: Storage) -> No
         assert index in explain(sqlite_storage, text(f"SELECT * FROM {table} WHERE session_id = 'x'"))
 
 
-def test_statistics_and_counts_use_an_index(sqlite_storage: Storage) -> None:
-    statement = select(EditSession.status, text("count(*)")).group_by(EditSession.status)
-    assert "USING COVERING INDEX ix_sessions_status" in explain(sqlite_storage, statement)
+@pytest.mark.parametrize(
+    ("call", "index"),
+    [
+        (
+            lambda s: s.sessions.get_statistics(),
+            "USING COVERING INDEX ix_sessions_status_final_alignment_score_created_at",
+        ),
+        (
+            lambda s: s.sessions.get_session_count("failed"),
+            "USING COVERING INDEX ix_sessions_status_created_at",
+        ),
+    ],
+)
+def test_statistics_and_counts_use_an_index(sqlite_storage: Storage, call: Any, index: str) -> None:
+    """EXPLAIN of the statement the method really issues, captured as it runs."""
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, sql: str, *rest: object) -> None:
+        statements.append(sql)
+
+    sqlite_storage.sessions.get_session_count()  # the one-off schema check is not what is measured
+    event.listen(sqlite_storage.engine, "before_cursor_execute", seen)
+    call(sqlite_storage)
+    event.remove(sqlite_storage.engine, "before_cursor_execute", seen)
+    [sql] = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+    with sqlite_storage.engine.connect() as conn:
+        plan = " | ".join(
+            str(r[-1])
+            for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("failed",) * sql.count("?"))
+        )
+    assert index in plan, plan
 
 
 def explain(storage: Storage, statement: object) -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy import exc as sa_exc
 
 from edi_storage.errors import (
+    UNKNOWN,
     Busy,
     Conflict,
     DatabaseUnavailable,
@@ -23,10 +24,22 @@ from edi_storage.errors import (
     StorageFull,
 )
 
-_CHECK = re.compile(r'(?:CHECK constraint failed: |violates check constraint ")ck_(\w+?)_(\w+)"?')
+_CHECK = re.compile(r'(?:CHECK constraint failed: |violates check constraint ")(ck_\w+)"?')
 _NOT_NULL = re.compile(
     r'NOT NULL constraint failed: (\w+)\.(\w+)|null value in column "(\w+)" of relation "(\w+)"'
 )
+
+
+def _check_field(constraint: str) -> str:
+    """``ck_user_feedback_rating`` -> ``user_feedback.rating``: split at the table the constraint is on,
+    found among the models' tables (table names hold underscores, so no regex can tell)."""
+    from edi_storage.models import Base
+
+    for table in sorted(Base.metadata.tables, key=len, reverse=True):
+        prefix = f"ck_{table}_"
+        if constraint.startswith(prefix):
+            return f"{table}.{constraint.removeprefix(prefix)}"
+    return constraint
 
 
 def _pg_code(error: sa_exc.DBAPIError) -> str | None:
@@ -39,15 +52,14 @@ def translate(error: sa_exc.DBAPIError) -> StorageError:
     code = _pg_code(error)
     if isinstance(error, sa_exc.IntegrityError):
         if match := _CHECK.search(message):
-            table, constraint = match.group(1), match.group(2)
-            return InvalidInput(
-                [FieldError(f"{table}.{constraint}", "violates the database constraint", None)]
-            )
+            field = _check_field(match.group(1))
+            reason = f"violates the database constraint {match.group(1)}"
+            return InvalidInput([FieldError(field, reason, UNKNOWN)])
         if match := _NOT_NULL.search(message):
             table, column = (
                 (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
             )
-            return InvalidInput([FieldError(f"{table}.{column}", "is required", None)])
+            return InvalidInput([FieldError(f"{table}.{column}", "is required", UNKNOWN)])
         return Conflict(f"the write conflicts with stored data: {message}")
     if "locked" in lowered or "busy" in lowered or code in {"55P03", "40P01"}:
         return Busy(f"the database stayed locked past the busy timeout: {message}")

@@ -28,15 +28,28 @@ class Conflict(StorageError):
     """The write contradicts what is already stored (a uniqueness or reference rule)."""
 
 
+class _Unknown:
+    """The value of a field the database rejected: the driver's message does not carry it."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
 @dataclass(frozen=True)
 class FieldError:
-    """One rejected field: where it is (``entities.0.confidence``), what was wrong, and the value given."""
+    """One rejected field: where it is (``entities.0.confidence``), what was wrong, and the value given
+    (``UNKNOWN`` when the database rejected it and did not say)."""
 
     field: str
     message: str
     value: Any
 
     def __str__(self) -> str:
+        if self.value is UNKNOWN:
+            return f"{self.field}: {self.message}"
         return f"{self.field}: {self.message} (got {self.value!r})"
 
 

@@ -126,7 +126,7 @@ def _upsert(s: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> N
     typed = [_typed(table, row) for row in rows]
     insert = sqlite.insert if s.get_bind().dialect.name == "sqlite" else postgresql.insert
     statement = insert(table)
-    updates = {c: statement.excluded[c] for c in table.c.keys() if c != key}
+    updates = {col.key: statement.excluded[col.key] for col in table.c if col.key != key}
     s.execute(statement.on_conflict_do_update(index_elements=[table.c[key]], set_=updates), typed)
 
 

@@ -289,3 +289,17 @@ def test_audit_triggers_exist_at_head_and_survive_a_round_trip(empty_url: str) -
         storage.sessions.delete_session(ids[0])
         deleted = {e.table_name for e in storage.audit.get_audit_trail(operation="DELETE")}
     assert deleted == {"sessions", "prompts", "entities", "validations", "user_feedback"}
+
+
+def test_a_failed_migration_without_a_backup_is_still_a_migration_failure(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    shutil.copy(FIXTURES / "reference_database_class.db", path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE entities SET confidence = 1.5 WHERE id = (SELECT min(id) FROM entities)")
+    conn.close()
+    with (
+        Storage(sqlite_url(path), backup_before_upgrade=False) as storage,
+        pytest.raises(MigrationFailed) as caught,
+    ):
+        storage.upgrade()
+    assert "rolled back" in str(caught.value) and "backup" not in str(caught.value)

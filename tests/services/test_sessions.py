@@ -402,3 +402,15 @@ def test_statistics_of_an_empty_database(storage: Storage) -> None:
         None,
         0.0,
     )
+
+
+def test_database_check_failures_name_tables_with_underscores(storage: Storage) -> None:
+    """ck_user_feedback_rating is user_feedback.rating, and no value is claimed that was not seen."""
+    from edi_storage.models import UserFeedback
+
+    storage.sessions.save_session(reference_session())
+    with pytest.raises(InvalidInput) as caught, storage.unit_of_work() as uow:
+        uow.session.add(UserFeedback(session_id="session-789", feedback_type="accept", rating=9))
+        uow.session.flush()
+    assert caught.value.errors[0].field == "user_feedback.rating"
+    assert "got" not in str(caught.value) and "ck_user_feedback_rating" in str(caught.value)

@@ -219,7 +219,6 @@ class OrderBy(StrEnum):
     CREATED_ASC = "created_at asc"
     SCORE_DESC = "final_alignment_score desc"
     SCORE_ASC = "final_alignment_score asc"
-    UPDATED_DESC = "updated_at desc"
 
 
 class HistoryQuery(InputModel):

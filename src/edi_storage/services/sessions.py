@@ -64,12 +64,16 @@ _SESSION_FIELDS = (
     "user_id",
     "project_id",
 )
+# Scores sort with NULLs last on every backend. SQLite already puts NULL last in a descending order,
+# and there the explicit NULLS LAST would keep the index from serving the sort, so it is left out.
+_SQLITE_ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
+    OrderBy.SCORE_DESC: (EditSession.final_alignment_score.desc(), EditSession.id.desc()),
+}
 _ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
     OrderBy.CREATED_DESC: (EditSession.created_at.desc(), EditSession.id.desc()),
     OrderBy.CREATED_ASC: (EditSession.created_at.asc(), EditSession.id.asc()),
     OrderBy.SCORE_DESC: (EditSession.final_alignment_score.desc().nulls_last(), EditSession.id.desc()),
     OrderBy.SCORE_ASC: (EditSession.final_alignment_score.asc().nulls_last(), EditSession.id.asc()),
-    OrderBy.UPDATED_DESC: (EditSession.updated_at.desc(), EditSession.id.desc()),
 }
 
 
@@ -234,14 +238,14 @@ class SessionService(Service):
         return self._summaries(query)
 
     def _summaries(self, query: HistoryQuery) -> list[SessionSummary]:
-        statement = (
-            select(*_SUMMARY_COLUMNS)
-            .where(*_filters(query))
-            .order_by(*_ORDERINGS[query.order_by])
-            .limit(query.limit)
-            .offset(query.offset)
-        )
         with self._tx(readonly=True) as s:
+            statement = (
+                select(*_SUMMARY_COLUMNS)
+                .where(*_filters(query))
+                .order_by(*ordering(query.order_by, s.get_bind().dialect.name))
+                .limit(query.limit)
+                .offset(query.offset)
+            )
             return [SessionSummary.model_validate(row) for row in s.execute(statement)]
 
     @measured("sessions.get_recent_sessions")
@@ -293,6 +297,12 @@ class SessionService(Service):
 class _StatusUpdate(InputModel):
     status: SessionStatus
     final_alignment_score: Score | None = None
+
+
+def ordering(order_by: OrderBy, dialect: str) -> tuple[ColumnElement[Any], ...]:
+    if dialect == "sqlite" and order_by in _SQLITE_ORDERINGS:
+        return _SQLITE_ORDERINGS[order_by]
+    return _ORDERINGS[order_by]
 
 
 def _filters(query: HistoryQuery) -> list[ColumnElement[bool]]:
