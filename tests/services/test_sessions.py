@@ -414,3 +414,9 @@ def test_database_check_failures_name_tables_with_underscores(storage: Storage) 
         uow.session.flush()
     assert caught.value.errors[0].field == "user_feedback.rating"
     assert "got" not in str(caught.value) and "ck_user_feedback_rating" in str(caught.value)
+
+
+@pytest.mark.parametrize("term", ["", "   "])
+def test_search_needs_a_term(history: Storage, term: str) -> None:
+    with pytest.raises(InvalidInput, match="term"):
+        history.sessions.search_sessions(term)

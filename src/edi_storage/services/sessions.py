@@ -254,6 +254,9 @@ class SessionService(Service):
 
     @measured("sessions.search_sessions")
     def search_sessions(self, term: str, limit: int = 20) -> list[SessionSummary]:
+        """Sessions whose image path or prompt contains ``term``; an empty term is an error, not "all"."""
+        if not isinstance(term, str) or not term.strip():
+            raise InvalidInput.single("term", "must contain text to search for", term)
         return self.query_history(limit=limit, search_term=term)
 
     @measured("sessions.get_successful_sessions")
