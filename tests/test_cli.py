@@ -487,3 +487,26 @@ def test_export_all_then_import_elsewhere(url: str, tmp_path: Path) -> None:
     invoke("export", "--all", "--out", str(again), url=other)
     assert sorted(dump.read_text().splitlines()) == sorted(again.read_text().splitlines())
     assert invoke("export", url=url).exit_code == 1, "an id or --all is required"
+
+
+def test_prune_health_and_files_commands(url: str, tmp_path: Path) -> None:
+    """prune --dry-run lists, prune archives and deletes; health; files reports and deletes by token."""
+    assert invoke("demo", "--sessions", "30", url=url).exit_code == 0
+    dry = parsed(invoke("prune", "--older-than-days", "15", "--dry-run", "--json", url=url))
+    assert dry["dry_run"] is True and dry["sessions"] == len(dry["session_ids"]) > 0
+    archive = tmp_path / "old.jsonl"
+    done = invoke("prune", "--older-than-days", "15", "--archive", str(archive), "--vacuum", url=url)
+    assert done.exit_code == 0, done.output
+    assert session_count(url) == 30 - dry["sessions"] and archive.exists()
+    assert "audit_log" in invoke("health", url=url).stdout
+    assert parsed(invoke("health", "--json", url=url))["previous_at"] is not None
+    folder = tmp_path / "managed"
+    folder.mkdir()
+    (folder / "stray.png").write_bytes(b"x")
+    report = parsed(invoke("files", "--dir", str(folder), "--json", url=url))
+    assert report["orphans"] == [str(folder / "stray.png")]
+    assert sum(1 for table, _, _ in report["missing"] if table == "sessions") == session_count(url)
+    assert invoke("files", "--dir", str(folder), "--delete-orphans", "wrong", url=url).exit_code == 1
+    assert (folder / "stray.png").exists()
+    assert invoke("files", "--dir", str(folder), "--delete-orphans", report["token"], url=url).exit_code == 0
+    assert not (folder / "stray.png").exists()

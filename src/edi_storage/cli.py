@@ -1121,3 +1121,105 @@ def checkpoint(ctx: typer.Context) -> None:
     with cli.storage() as storage:
         storage.maintenance.checkpoint()
     cli.out.print(Text("checkpointed"))
+
+
+@command()
+def prune(
+    ctx: typer.Context,
+    older_than_days: Annotated[
+        float | None, typer.Option(help="Sessions created more than this many days ago.")
+    ] = None,
+    max_bytes: Annotated[
+        int | None, typer.Option(help="Or: the oldest sessions until the file fits this size.")
+    ] = None,
+    archive: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="JSON Lines file the sessions go to first.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would go; archive and delete nothing.")] = False,
+    vacuum_after: Annotated[
+        bool, typer.Option("--vacuum", help="VACUUM afterwards to shrink the file.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Archive old sessions (with their children and audit rows) to JSON Lines, then delete them."""
+    from edi_storage.retention import prune as prune_sessions
+
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = prune_sessions(
+            storage, archive=archive, older_than_days=older_than_days, max_bytes=max_bytes, dry_run=dry_run
+        )
+        if vacuum_after and not dry_run:
+            storage.maintenance.vacuum()
+    if as_json:
+        print_json({"sessions": report.sessions, "audit_rows": report.audit_rows, "dry_run": report.dry_run,
+                    "session_ids": report.session_ids if dry_run else None})  # fmt: skip
+        return
+    if dry_run:
+        cli.out.print(Text(f"would archive and delete {report.sessions} sessions:"))
+        for session_id in report.session_ids:
+            cli.out.print(Text(f"  {session_id}"))
+    else:
+        gone = f"{report.sessions} sessions, {report.audit_rows} audit rows"
+        cli.out.print(Text(f"archived to {archive} and deleted {gone}"))
+
+
+@command()
+def health(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Bytes per table and index, WAL, free pages, rows, and growth since the last health report."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = storage.maintenance.health()
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    since = f"since {report.previous_at:%Y-%m-%d %H:%M}" if report.previous_at else "(first report)"
+    title = (
+        f"health: {fmt(report.database_bytes)} bytes, WAL {fmt(report.wal_bytes)}, "
+        f"free pages {fmt(report.free_pages)}"
+    )
+    result = table(title, "table or index", "rows", "bytes", f"growth {since}")
+    for name, size in sorted(report.objects.items(), key=lambda item: -item[1]):
+        result.add_row(*cells(name, report.rows.get(name), size, report.growth.get(name)))
+    cli.out.print(result)
+
+
+@command()
+def files(
+    ctx: typer.Context,
+    folders: Annotated[
+        list[Path], typer.Option("--dir", file_okay=False, help="A managed folder (repeatable).")
+    ],
+    gallery_dir: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Where gallery images live.")
+    ] = None,
+    delete_orphans: Annotated[
+        str | None, typer.Option(metavar="TOKEN", help="Delete the orphans of the report that printed TOKEN.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Files rows point to that are missing, and files in the managed folders no row points to.
+
+    Report only; deleting orphans takes the token a report printed, so it always follows a dry run.
+    """
+    from edi_storage.files import check_files
+    from edi_storage.files import delete_orphans as remove
+
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        if delete_orphans is not None:
+            deleted = remove(storage, folders, delete_orphans, gallery_dir)
+            cli.out.print(Text(f"deleted {len(deleted)} orphan files"))
+            return
+        report = check_files(storage, folders, gallery_dir)
+    if as_json:
+        print_json(
+            {"missing": report.missing, "orphans": [str(p) for p in report.orphans], "token": report.token}
+        )
+        return
+    for table_name, row_id, missing_path in report.missing:
+        cli.out.print(Text(f"missing: {missing_path} ({table_name} {row_id})"))
+    for orphan in report.orphans:
+        cli.out.print(Text(f"orphan: {orphan}"))
+    cli.out.print(Text(f"{len(report.missing)} missing, {len(report.orphans)} orphans; "
+                       f"to delete these orphans: --delete-orphans {report.token}"))  # fmt: skip

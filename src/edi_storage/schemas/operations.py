@@ -52,3 +52,14 @@ class RestoreReport(OutputModel):
     target: Path
     revision_before: str | None
     revision_after: str | None
+
+
+class HealthReport(OutputModel):
+    taken_at: datetime
+    previous_at: datetime | None
+    database_bytes: int | None
+    wal_bytes: int | None
+    free_pages: int | None
+    rows: dict[str, int | None]
+    objects: dict[str, int]  # table or index name -> bytes (SQLite)
+    growth: dict[str, int]  # bytes gained since the previous report (empty on the first)

@@ -7,9 +7,10 @@ itself, not in a transaction: they run on ``storage.maintenance``, never inside 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -43,6 +44,7 @@ from edi_storage.schemas.maintenance import QueryTypeMetrics
 from edi_storage.schemas.operations import (
     BackupReport,
     CheckReport,
+    HealthReport,
     RestoreReport,
     RotationReport,
     SizeReport,
@@ -251,11 +253,45 @@ class MaintenanceService(Service):
             tables=tables,
         )
 
-    def vacuum(self) -> None:
-        """Rewrite the file without its free pages (deleting rows alone never shrinks it)."""
-        self._autocommit(
-            "VACUUM" if self._whole_database().engine.dialect.name == "sqlite" else "VACUUM ANALYZE"
+    def health(self, history: Path | None = None) -> HealthReport:
+        """Bytes of every table and index (SQLite's dbstat), WAL size, free pages, rows per table, and
+        growth since the last report (kept in ``history``, by default ``<db>.health.json``)."""
+        sizes = self.size()
+        objects: dict[str, int] = {}
+        with database_errors(), self._whole_database().engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                objects = {
+                    str(n): int(b)
+                    for n, b in conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
+                }
+            conn.rollback()
+        database = self._file()
+        history = history or (database.with_name(database.name + ".health.json") if database else None)
+        previous: dict[str, Any] = json.loads(history.read_text()) if history and history.exists() else {}
+        now = utcnow()
+        growth = {
+            name: size - int(previous.get("objects", {}).get(name, 0)) for name, size in objects.items()
+        }
+        report = HealthReport(
+            taken_at=now,
+            previous_at=previous.get("taken_at"),
+            database_bytes=sizes.database_bytes,
+            wal_bytes=sizes.wal_bytes,
+            free_pages=sizes.free_pages,
+            rows={t.name: t.rows for t in sizes.tables},
+            objects=objects,
+            growth=growth if previous else {},
         )
+        if history is not None:
+            history.write_text(json.dumps({"taken_at": now.isoformat(), "objects": objects}) + "\n")
+        return report
+
+    def vacuum(self) -> None:
+        """Rewrite the file without its free pages (deleting rows alone never shrinks it). Under WAL
+        the rewritten pages land in the WAL first, so SQLite's file is checkpointed right after."""
+        sqlite = self._whole_database().engine.dialect.name == "sqlite"
+        self._autocommit("VACUUM" if sqlite else "VACUUM ANALYZE")
+        self.checkpoint()
 
     def analyze(self) -> None:
         self._autocommit("ANALYZE")
