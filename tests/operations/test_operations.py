@@ -213,3 +213,21 @@ def test_size_and_vacuum(tmp_path: Path) -> None:
     after = storage.maintenance.size()
     assert after.free_pages == 0 and (after.database_bytes or 0) < (before.database_bytes or 0)
     storage.close()
+
+
+def test_postgres_backups_use_pg_dump(storage: Storage, tmp_path: Path) -> None:
+    """On PostgreSQL a backup is a pg_dump custom-format archive (or a clear error without pg_dump)."""
+    if storage.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    if shutil.which("pg_dump") is None:
+        with pytest.raises(BackupError, match="install the PostgreSQL client"):
+            storage.maintenance.backup(tmp_path)
+        return
+    storage.sessions.save_session(SessionCreateFactory.build())
+    made = storage.maintenance.backup(tmp_path)
+    assert made.path.suffix == ".dump" and made.path.read_bytes()[:5] == b"PGDMP"
+
+
+def test_in_memory_databases_cannot_be_backed_up(sqlite_storage: Storage, tmp_path: Path) -> None:
+    with pytest.raises(BackupError, match="in-memory"):
+        sqlite_storage.maintenance.backup(tmp_path)
