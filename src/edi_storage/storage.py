@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from alembic import command
@@ -30,16 +31,33 @@ from edi_storage.services.sessions import SessionService
 
 
 class UnitOfWork:
-    """One transaction: the SQLAlchemy session and the services bound to it."""
+    """One transaction: the SQLAlchemy session and the services bound to it (made when first used, as
+    most units of work use one or two of them)."""
 
     def __init__(self, session: Session, actor: str | None, recorder: QueryRecorder | None = None) -> None:
         self.session = session
         self.actor = actor
-        self.sessions = SessionService(session=session, recorder=recorder)
-        self.audit = AuditService(session=session, recorder=recorder)
-        self.maintenance = MaintenanceService(session=session, recorder=recorder)
-        self.library = LibraryService(session=session, recorder=recorder)
-        self.gallery = GalleryService(session=session, recorder=recorder)
+        self._recorder = recorder
+
+    @cached_property
+    def sessions(self) -> SessionService:
+        return SessionService(session=self.session, recorder=self._recorder)
+
+    @cached_property
+    def audit(self) -> AuditService:
+        return AuditService(session=self.session, recorder=self._recorder)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceService:
+        return MaintenanceService(session=self.session, recorder=self._recorder)
+
+    @cached_property
+    def library(self) -> LibraryService:
+        return LibraryService(session=self.session, recorder=self._recorder)
+
+    @cached_property
+    def gallery(self) -> GalleryService:
+        return GalleryService(session=self.session, recorder=self._recorder)
 
 
 class Storage:

@@ -16,7 +16,18 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, delete, func, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from edi_storage.errors import FieldError, InvalidInput, NotFound
@@ -334,18 +345,46 @@ _CHILD_ORDER: dict[str, tuple[type[Any], tuple[Any, ...]]] = {
     "validations": (Validation, (Validation.attempt_number, Validation.id)),
     "feedback": (UserFeedback, (UserFeedback.created_at, UserFeedback.id)),
 }
+# Built once, with an expanding IN parameter: every load reuses the same compiled statements, and runs
+# them as Core statements on the session's connection (no ORM loading machinery for plain rows).
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+_ID: BindParameter[Any] = bindparam("id")
+
+
+def _loaders(many: bool) -> tuple[Select[Any], dict[str, Select[Any]]]:
+    """The session and child statements, for one id (``= :id``) or many (an expanding ``IN``, whose
+    per-call rendering a single load need not pay)."""
+
+    def matching(column: Any) -> Any:
+        return column.in_(_IDS) if many else column == _ID
+
+    children = {
+        key: select(table_of(model))
+        .where(matching(table_of(model).c.session_id))
+        .order_by(*(table_of(model).c[column.key] for column in order))
+        for key, (model, order) in _CHILD_ORDER.items()
+    }
+    return select(SESSIONS).where(matching(SESSIONS.c.id)), children
+
+
+_LOAD = {True: _loaders(many=True), False: _loaders(many=False)}
 
 
 def _load_graphs(s: Session, session_ids: Sequence[str]) -> list[SessionDetail]:
     """The graphs of ``session_ids`` (in that order, unknown ids skipped) in one query per table."""
-    sessions = {row.id: row for row in s.execute(select(SESSIONS).where(EditSession.id.in_(session_ids)))}
+    connection = s.connection()
+    many = len(session_ids) != 1
+    load_sessions, load_children = _LOAD[many]
+    params: dict[str, Any] = {"ids": list(session_ids)} if many else {"id": session_ids[0]}
+    sessions = {row.id: row for row in connection.execute(load_sessions, params)}
     children: dict[str, dict[str, list[dict[str, Any]]]] = {
         sid: {k: [] for k in _CHILD_ORDER} for sid in sessions
     }
-    for key, (model, order) in _CHILD_ORDER.items():
-        statement = select(table_of(model)).where(model.session_id.in_(list(sessions))).order_by(*order)
-        for row in s.execute(statement).mappings():
-            children[row["session_id"]][key].append(dict(row))
+    if sessions:
+        found = {"ids": list(sessions)} if many else params
+        for key, statement in load_children.items():
+            for row in connection.execute(statement, found).mappings():
+                children[row["session_id"]][key].append(dict(row))
     graphs = []
     for sid in session_ids:
         if sid not in sessions:
@@ -369,29 +408,53 @@ def _touch(s: Session, session_id: str) -> None:
         raise NotFound("session", session_id)
 
 
+_EXISTING = select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_IDS))
+_INSERTS = {model: insert(table_of(model)) for model in (EditSession, *SESSION_CHILDREN)}
+_DELETE_CHILDREN = [delete(table_of(m)).where(table_of(m).c.session_id.in_(_IDS)) for m in SESSION_CHILDREN]
+# One executemany for every replaced session; a created_at not given keeps the stored one.
+_REPLACE_SESSION = (
+    update(SESSIONS)
+    .where(SESSIONS.c.id == bindparam("b_id"))
+    .values(
+        {name: bindparam(name) for name in (*_SESSION_FIELDS, "updated_at")}
+        | {
+            "created_at": func.coalesce(
+                bindparam("b_created_at", type_=SESSIONS.c.created_at.type), SESSIONS.c.created_at
+            )
+        }
+    )
+)
+
+
 def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
-    """Insert new sessions and replace existing ones, with one multi-row INSERT per table."""
+    """Insert new sessions and replace existing ones, with one multi-row statement per table.
+
+    The statements are built once (module level) and run as Core statements on the session's
+    connection: the graph is plain rows, and the ORM's per-statement machinery would only cost time.
+    """
+    connection = s.connection()
     now = utcnow()
     ids = [item.id or str(uuid.uuid4()) for item in items]
-    existing = set(s.scalars(select(EditSession.id).where(EditSession.id.in_([i for i in ids if i]))))
+    existing = set(connection.scalars(_EXISTING, {"ids": ids}))
     new_rows: list[dict[str, Any]] = []
+    replaced: list[dict[str, Any]] = []
     for session_id, item in zip(ids, items, strict=True):
         fields = {name: getattr(item, name) for name in _SESSION_FIELDS}
         fields["status"] = item.status.value
         if session_id in existing:
-            values = {**fields, "updated_at": now}
-            if item.created_at is not None:
-                values["created_at"] = item.created_at
-            s.execute(update(SESSIONS).where(EditSession.id == session_id).values(values))
+            replaced.append(
+                {**fields, "b_id": session_id, "b_created_at": item.created_at, "updated_at": now}
+            )
         else:
             new_rows.append(
                 {"id": session_id, **fields, "created_at": item.created_at or now, "updated_at": now}
             )
-    if existing:
-        for child in SESSION_CHILDREN:
-            s.execute(delete(table_of(child)).where(child.session_id.in_(existing)))
+    if replaced:
+        connection.execute(_REPLACE_SESSION, replaced)
+        for statement in _DELETE_CHILDREN:
+            connection.execute(statement, {"ids": list(existing)})
     if new_rows:
-        s.execute(insert(SESSIONS), new_rows)
+        connection.execute(_INSERTS[EditSession], new_rows)
     children: dict[type[Any], list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
     for session_id, item in zip(ids, items, strict=True):
         children[Prompt].extend(_prompt_row(session_id, p, now) for p in item.prompts)
@@ -400,7 +463,7 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in item.all_feedback())
     for model, rows in children.items():
         if rows:
-            s.execute(insert(table_of(model)), rows)
+            connection.execute(_INSERTS[model], rows)
     for session_id in existing:  # anything loaded earlier in this unit of work is now stale
         if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
             s.expire(obj)
