@@ -29,6 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from edi_storage.backups import RetentionPolicy
 from edi_storage.errors import (
     DatabaseUnavailable,
     FieldError,
@@ -1009,13 +1010,19 @@ def backup(
     dry_run: Annotated[
         bool, typer.Option(help="With --rotate: say what would be deleted, delete nothing.")
     ] = False,
+    keep_daily: Annotated[
+        int, typer.Option(min=0, help="Rotation keeps one backup a day for this many days.")
+    ] = 7,
+    keep_weekly: Annotated[int, typer.Option(min=0, help="... one a week for this many weeks.")] = 4,
+    keep_monthly: Annotated[int, typer.Option(min=0, help="... one a month for this many months.")] = 12,
     as_json: JsonFlag = False,
 ) -> None:
     """Take a verified backup (SQLite online backup API, or pg_dump), and optionally rotate old ones."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         made = storage.maintenance.backup(directory, compress=compress)
-        rotation = storage.maintenance.rotate(directory, dry_run=dry_run) if rotate else None
+        policy = RetentionPolicy(daily=keep_daily, weekly=keep_weekly, monthly=keep_monthly)
+        rotation = storage.maintenance.rotate(directory, dry_run=dry_run, policy=policy) if rotate else None
     if as_json:
         print_json(
             {
@@ -1193,6 +1200,9 @@ def files(
     gallery_dir: Annotated[
         Path | None, typer.Option(file_okay=False, help="Where gallery images live.")
     ] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Where session-state files live (never orphans).")
+    ] = None,
     delete_orphans: Annotated[
         str | None, typer.Option(metavar="TOKEN", help="Delete the orphans of the report that printed TOKEN.")
     ] = None,
@@ -1208,18 +1218,27 @@ def files(
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         if delete_orphans is not None:
-            deleted = remove(storage, folders, delete_orphans, gallery_dir)
+            deleted = remove(storage, folders, delete_orphans, gallery_dir, state_dir)
             cli.out.print(Text(f"deleted {len(deleted)} orphan files"))
             return
-        report = check_files(storage, folders, gallery_dir)
+        report = check_files(storage, folders, gallery_dir, state_dir)
     if as_json:
         print_json(
-            {"missing": report.missing, "orphans": [str(p) for p in report.orphans], "token": report.token}
+            {
+                "missing": report.missing,
+                "orphans": [str(p) for p in report.orphans],
+                "unsynced_states": [str(p) for p in report.unsynced_states],
+                "token": report.token,
+            }
         )
         return
     for table_name, row_id, missing_path in report.missing:
         cli.out.print(Text(f"missing: {missing_path} ({table_name} {row_id})"))
     for orphan in report.orphans:
         cli.out.print(Text(f"orphan: {orphan}"))
+    for state_file in report.unsynced_states:
+        cli.out.print(
+            Text(f"state file of a session not stored (run `edi-storage state sync`): {state_file}")
+        )
     cli.out.print(Text(f"{len(report.missing)} missing, {len(report.orphans)} orphans; "
                        f"to delete these orphans: --delete-orphans {report.token}"))  # fmt: skip

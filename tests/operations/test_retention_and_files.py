@@ -110,3 +110,20 @@ def test_imported_archives_keep_their_audit_rows_out_of_the_way(storage: Storage
     prune(storage, archive=archive, older_than_days=1)
     with pytest.raises(InvalidInput, match="kind"):
         import_all(storage, archive)
+
+
+def test_state_files_are_never_orphans(storage: Storage, tmp_path: Path) -> None:
+    """A state file whose session is not stored yet is reported as unsynced, never deleted."""
+    from edi_storage.state import SessionState, StateStore
+
+    states = StateStore(tmp_path / "states")
+    synced = SessionState(session_id="s1", current_stage="upload", image_path="/i.jpg", naive_prompt="p")
+    pending = synced.model_copy(update={"session_id": "s2"})
+    states.save(synced)
+    states.save(pending)
+    storage.sessions.save_from_state(synced)
+    report = check_files(storage, [tmp_path / "states"], state_dir=tmp_path / "states")
+    assert report.orphans == []
+    assert report.unsynced_states == [states.path_for("s2")]
+    assert delete_orphans(storage, [tmp_path / "states"], report.token, state_dir=tmp_path / "states") == []
+    assert states.load("s2").session_id == "s2"
