@@ -1103,31 +1103,27 @@ def size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli.out.print(result)
 
 
-@command()
-def vacuum(ctx: typer.Context) -> None:
-    """Rewrite the database without its free pages (deleting rows alone never shrinks the file)."""
-    cli: Cli = ctx.obj
-    with cli.storage() as storage:
-        storage.maintenance.vacuum()
-    cli.out.print(Text("vacuumed"))
+def maintenance_command(name: str, summary: str, done: str) -> None:
+    """Register a command that runs one argument-less ``storage.maintenance`` method."""
+
+    def run(ctx: typer.Context) -> None:
+        cli: Cli = ctx.obj
+        with cli.storage() as storage:
+            getattr(storage.maintenance, name)()
+        cli.out.print(Text(done))
+
+    run.__doc__ = summary
+    run.__name__ = name
+    command(name)(run)
 
 
-@command()
-def analyze(ctx: typer.Context) -> None:
-    """Refresh the query planner's statistics."""
-    cli: Cli = ctx.obj
-    with cli.storage() as storage:
-        storage.maintenance.analyze()
-    cli.out.print(Text("analyzed"))
-
-
-@command()
-def checkpoint(ctx: typer.Context) -> None:
-    """Fold the WAL into the database file and truncate it (SQLite)."""
-    cli: Cli = ctx.obj
-    with cli.storage() as storage:
-        storage.maintenance.checkpoint()
-    cli.out.print(Text("checkpointed"))
+for _name, _summary, _done in (
+    ("vacuum", "Rewrite the database without its free pages (deleting rows alone never shrinks the file).",
+     "vacuumed"),
+    ("analyze", "Refresh the query planner's statistics.", "analyzed"),
+    ("checkpoint", "Fold the WAL into the database file and truncate it (SQLite).", "checkpointed"),
+):  # fmt: skip
+    maintenance_command(_name, _summary, _done)
 
 
 @command()
