@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 
 import typer
+from pydantic import BaseModel
 from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -628,10 +629,7 @@ def demo(
     cli.out.print(statistics_table(statistics))
     cli.out.print(library_table(popular, "most used prompts in the library"))
     cli.out.print(images_table(best, "best curated images in the gallery"))
-    quality = table("gallery quality", "tier", "images", "average score")
-    for t in tiers:
-        quality.add_row(*cells(t.quality_tier, t.count, t.avg_score))
-    cli.out.print(quality)
+    show_rows(cli, tiers, "gallery quality", QUALITY_COLUMNS)
 
 
 # -- session-state files ---------------------------------------------------------------------------
@@ -849,6 +847,41 @@ def library_cleanup(
 
 
 # -- gallery ---------------------------------------------------------------------------------------
+Columns = Sequence[tuple[str, Callable[[Any], object]]]
+QUALITY_COLUMNS: Columns = [
+    ("tier", lambda t: t.quality_tier),
+    ("images", lambda t: t.count),
+    ("average score", lambda t: t.avg_score),
+]
+TRAINING_COLUMNS: Columns = [
+    ("name", lambda r: r.name),
+    ("dataset", lambda r: r.dataset_size),
+    ("final loss", lambda r: r.final_loss),
+    ("hours", lambda r: r.training_hours),
+    ("status", lambda r: r.status),
+]
+DAILY_COLUMNS: Columns = [
+    ("date", lambda d: d.date),
+    ("runs", lambda d: d.sessions),
+    ("created", lambda d: d.total_created),
+    ("kept", lambda d: d.total_kept),
+    ("avg quality", lambda d: d.avg_quality),
+]
+
+
+def show_rows(
+    cli: Cli, items: Sequence[BaseModel], title: str, columns: Columns, *, as_json: bool = False
+) -> None:
+    """A report as pure JSON (``--json``) or as a table of the given columns."""
+    if as_json:
+        print_json([item.model_dump(mode="json") for item in items])
+        return
+    result = table(title, *(heading for heading, _ in columns))
+    for item in items:
+        result.add_row(*cells(*(value(item) for _, value in columns)))
+    cli.out.print(result)
+
+
 gallery_app = typer.Typer(
     help="The gallery: generated images, curation, training and creation runs.", no_args_is_help=True
 )
@@ -957,13 +990,7 @@ def gallery_quality(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         tiers = storage.gallery.quality_distribution()
-    if as_json:
-        print_json([t.model_dump(mode="json") for t in tiers])
-        return
-    result = table("quality of curated images", "tier", "images", "average score")
-    for t in tiers:
-        result.add_row(*cells(t.quality_tier, t.count, t.avg_score))
-    cli.out.print(result)
+    show_rows(cli, tiers, "quality of curated images", QUALITY_COLUMNS, as_json=as_json)
 
 
 @command("training", on=gallery_app)
@@ -972,13 +999,7 @@ def gallery_training(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         runs = storage.gallery.training_statistics()
-    if as_json:
-        print_json([r.model_dump(mode="json") for r in runs])
-        return
-    result = table("training runs", "name", "dataset", "final loss", "hours", "status")
-    for r in runs:
-        result.add_row(*cells(r.name, r.dataset_size, r.final_loss, r.training_hours, r.status))
-    cli.out.print(result)
+    show_rows(cli, runs, "training runs", TRAINING_COLUMNS, as_json=as_json)
 
 
 @command("daily", on=gallery_app)
@@ -987,13 +1008,7 @@ def gallery_daily(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         days = storage.gallery.daily_creation_statistics()
-    if as_json:
-        print_json([d.model_dump(mode="json") for d in days])
-        return
-    result = table("daily creation", "date", "runs", "created", "kept", "avg quality")
-    for d in days:
-        result.add_row(*cells(d.date, d.sessions, d.total_created, d.total_kept, d.avg_quality))
-    cli.out.print(result)
+    show_rows(cli, days, "daily creation", DAILY_COLUMNS, as_json=as_json)
 
 
 # -- operations ------------------------------------------------------------------------------------
