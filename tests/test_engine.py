@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from edi_storage import Busy, DatabaseUnavailable, Storage
 from edi_storage.schemas.sessions import HistoryQuery
 from edi_storage.services.sessions import _SUMMARY_COLUMNS, _filters, ordering
 from edi_storage.testing import SessionCreateFactory
+
+from .plans import plans_of
 
 
 def test_a_file_database_runs_in_wal_with_the_agreed_pragmas(tmp_path: Path) -> None:
@@ -152,21 +154,8 @@ def test_child_lookups_use_the_session_id_indexes(sqlite_storage: Storage) -> No
 )
 def test_statistics_and_counts_use_an_index(sqlite_storage: Storage, call: Any, index: str) -> None:
     """EXPLAIN of the statement the method really issues, captured as it runs."""
-    statements: list[str] = []
-
-    def seen(conn: object, cursor: object, sql: str, *rest: object) -> None:
-        statements.append(sql)
-
     sqlite_storage.sessions.get_session_count()  # the one-off schema check is not what is measured
-    event.listen(sqlite_storage.engine, "before_cursor_execute", seen)
-    call(sqlite_storage)
-    event.remove(sqlite_storage.engine, "before_cursor_execute", seen)
-    [sql] = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
-    with sqlite_storage.engine.connect() as conn:
-        plan = " | ".join(
-            str(r[-1])
-            for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", ("failed",) * sql.count("?"))
-        )
+    plan = " | ".join(plans_of(sqlite_storage, lambda: call(sqlite_storage)))
     assert index in plan, plan
 
 

@@ -13,6 +13,8 @@ from edi_storage import Conflict, InvalidInput, NotFound, Storage
 from edi_storage.models import GeneratedImage
 from edi_storage.models.base import table_of
 
+from ..plans import plans_of
+
 # filename, final score, status, hours after the start
 IMAGES: list[tuple[str, float | None, str, int]] = [
     ("a.png", 9.1, "curated", 0),
@@ -209,22 +211,7 @@ def test_daily_creation_statistics(storage: Storage) -> None:
     ],
 )
 def test_gallery_queries_use_the_indexes(sqlite_storage: Storage, method: str, index: str) -> None:
-    from sqlalchemy import event
-
-    statements: list[str] = []
-
-    def seen(conn: object, cursor: object, sql: str, *rest: object) -> None:
-        statements.append(sql)
-
-    event.listen(sqlite_storage.engine, "before_cursor_execute", seen)
-    getattr(sqlite_storage.gallery, method)()
-    with sqlite_storage.engine.connect() as conn:
-        plans = [
-            str(row[-1])
-            for sql in statements
-            if sql.lstrip().upper().startswith("SELECT")
-            for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple([None] * sql.count("?")))
-        ]
+    plans = plans_of(sqlite_storage, getattr(sqlite_storage.gallery, method))
     assert any(index in plan for plan in plans), plans
 
 

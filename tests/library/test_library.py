@@ -17,6 +17,8 @@ from edi_storage.models import normalise_prompt, prompt_hash
 from edi_storage.schemas.library import LibraryPromptOut
 from edi_storage.thumbnails import ThumbnailError, make_thumbnail
 
+from ..plans import plans_of
+
 
 def fullwidth(text: str) -> str:
     """The full-width forms of ASCII letters (U+FF01..U+FF5E) that NFKC folds back to ASCII."""
@@ -264,15 +266,8 @@ def test_concurrent_processes_count_every_use_exactly(storage: Storage, tmp_path
 )
 def test_library_queries_use_the_indexes(sqlite_storage: Storage, method: str, index: str) -> None:
     """EXPLAIN QUERY PLAN of the statements the service issues (captured as they run)."""
-    from sqlalchemy import event
-
-    statements: list[str] = []
-    event.listen(
-        sqlite_storage.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append(sql)
-    )
     library = sqlite_storage.library
     library.record_prompt("warm up")
-    statements.clear()
     calls: dict[str, Callable[[], object]] = {
         "recent": lambda: library.recent(5),
         "popular": lambda: library.popular(5),
@@ -280,13 +275,7 @@ def test_library_queries_use_the_indexes(sqlite_storage: Storage, method: str, i
         "browse": lambda: library.browse(5, cursor=library.browse(1).next_cursor or None),
         "search": lambda: library.search("warm"),
     }
-    calls[method]()
-    with sqlite_storage.engine.connect() as conn:
-        plans = []
-        for sql in statements:
-            if sql.lstrip().upper().startswith(("SELECT", "INSERT")):
-                params = tuple([None] * sql.count("?"))
-                plans += [str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+    plans = plans_of(sqlite_storage, calls[method])
     assert any(index in plan for plan in plans), plans
 
 
