@@ -29,7 +29,7 @@ from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_ur
 from edi_storage.errors import MigrationFailed
 from edi_storage.migrate.safety import (
     backup_sqlite,
-    lock_postgres_for_migration,
+    postgres_migration_lock,
     pre_migration_backup_path,
     sqlite_has_tables,
     sqlite_migration_lock,
@@ -58,6 +58,13 @@ def is_upgrade() -> bool:
         return True
     cmd: tuple[object, ...] | None = getattr(config.cmd_opts, "cmd", None)
     return cmd is not None and cmd[0] is command.upgrade
+
+
+def is_downgrade() -> bool:
+    if config.attributes.get("edi_storage.downgrade"):
+        return True
+    cmd: tuple[object, ...] | None = getattr(config.cmd_opts, "cmd", None)
+    return cmd is not None and cmd[0] is command.downgrade
 
 
 def backup_wanted() -> bool:
@@ -110,8 +117,12 @@ def run_on(connection: Connection) -> None:
 
     with ExitStack() as stack:
         upgrading = is_upgrade()
-        if upgrading and file_path is not None:
-            stack.enter_context(sqlite_migration_lock(file_path))
+        if upgrading or is_downgrade():
+            # Serialise before looking at the database, so two upgraders cannot both decide to adopt it.
+            if file_path is not None:
+                stack.enter_context(sqlite_migration_lock(file_path))
+            elif connection.dialect.name == "postgresql":
+                stack.enter_context(postgres_migration_lock(connection))
         backup: Path | None = None
         status = classify(connection) if upgrading else None
         pending = status is not None and status.state is not SchemaState.CURRENT
@@ -135,8 +146,6 @@ def run_on(connection: Connection) -> None:
         )
         try:
             with context.begin_transaction():
-                if connection.dialect.name == "postgresql":
-                    lock_postgres_for_migration(connection)
                 if status is not None and status.state is SchemaState.REFERENCE:
                     adopt(connection)
                 context.run_migrations()

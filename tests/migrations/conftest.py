@@ -18,6 +18,7 @@ def run_alembic(url: str, action: str, revision: str, *, backup: bool = True) ->
     """Run an Alembic command the way `alembic upgrade` does (adoption, lock and backup included)."""
     config = alembic_config(url)
     config.attributes["edi_storage.upgrade"] = action == "upgrade"
+    config.attributes["edi_storage.downgrade"] = action == "downgrade"
     config.attributes["edi_storage.backup"] = backup
     getattr(command, action)(config, revision)
 

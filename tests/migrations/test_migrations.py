@@ -303,3 +303,11 @@ def test_a_failed_migration_without_a_backup_is_still_a_migration_failure(tmp_pa
     ):
         storage.upgrade()
     assert "rolled back" in str(caught.value) and "backup" not in str(caught.value)
+
+
+def test_the_frozen_naming_convention_still_matches_the_models() -> None:
+    """base_schema keeps its own copy; while the two agree, new revisions name things the same way."""
+    from edi_storage.migrate import base_schema
+    from edi_storage.models.base import NAMING_CONVENTION
+
+    assert base_schema.NAMING_CONVENTION == NAMING_CONVENTION

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from edi_storage.models.base import NAMING_CONVENTION
+# A frozen copy of the models' naming convention as revisions 0001 and 0002 used it: if the models'
+# convention ever changes, these revisions must still name constraints as they always did.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 
 
 def base_metadata(*, sessions_updated_at: bool = False) -> sa.MetaData:

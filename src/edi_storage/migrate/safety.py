@@ -29,9 +29,19 @@ def sqlite_migration_lock(database: Path, timeout_s: float = 600) -> Iterator[No
         yield
 
 
-def lock_postgres_for_migration(connection: Connection) -> None:
-    """Wait for any other upgrader; released when the migration transaction ends."""
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK_KEY})
+@contextmanager
+def postgres_migration_lock(connection: Connection) -> Iterator[None]:
+    """Wait for any other upgrader: a session-level advisory lock, held from before the database is
+    classified until after the migration committed."""
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PG_MIGRATION_LOCK_KEY})
+    connection.commit()
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            connection.rollback()
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PG_MIGRATION_LOCK_KEY})
+        connection.commit()
 
 
 def sqlite_has_tables(database: Path) -> bool:
