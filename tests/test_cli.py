@@ -510,3 +510,21 @@ def test_prune_health_and_files_commands(url: str, tmp_path: Path) -> None:
     assert (folder / "stray.png").exists()
     assert invoke("files", "--dir", str(folder), "--delete-orphans", report["token"], url=url).exit_code == 0
     assert not (folder / "stray.png").exists()
+
+
+def test_import_refuses_one_id_in_two_files_naming_both(url: str, tmp_path: Path) -> None:
+    """Two files holding the same session id: which to keep is ambiguous, so nothing is imported."""
+    first = write_json(tmp_path / "first.json", reference_session("same"))
+    second = write_json(tmp_path / "second.json", reference_session("same", status="failed"))
+    result = invoke("import", str(first), str(second), url=url)
+    assert result.exit_code == 1
+    assert "second.json[0].id" in result.stderr and "first.json[0]" in result.stderr
+    assert session_count(url) == 0
+
+
+def test_current_does_not_create_a_database_and_upgrade_says_it_did(url: str, tmp_path: Path) -> None:
+    """Looking must not create; creating must say so."""
+    result = invoke("current", url=url)
+    assert result.exit_code == 2 and "no database" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+    assert "created" in invoke("upgrade", url=url).stdout

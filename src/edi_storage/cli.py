@@ -31,6 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 from edi_storage.backups import RetentionPolicy
+from edi_storage.config import Settings
+from edi_storage.engine import normalise_url, sqlite_file
 from edi_storage.errors import (
     DatabaseUnavailable,
     FieldError,
@@ -85,6 +87,11 @@ class Cli:
 
     def storage(self) -> Storage:
         return Storage(self.url)
+
+    def new_sqlite_file(self) -> Path | None:
+        """The SQLite file this command would create (Storage creates a missing database at head)."""
+        path = sqlite_file(normalise_url(self.url or Settings().url))
+        return path if path is not None and not path.exists() else None
 
 
 @app.callback()
@@ -308,12 +315,21 @@ def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
     """
     sessions: list[SessionCreate] = []
     errors: list[FieldError] = []
+    first_seen: dict[str, str] = {}
     for path in paths:
         for index, item in enumerate(json_items(path)):
+            where = f"{path.name}[{index}]"
             try:
-                sessions.append(parse(SessionCreate, item, prefix=f"{path.name}[{index}]."))
+                session = parse(SessionCreate, item, prefix=f"{where}.")
             except InvalidInput as error:
                 errors.extend(error.errors)
+                continue
+            if session.id is not None and session.id in first_seen:
+                message = f"repeats the id of {first_seen[session.id]}: which one to keep is ambiguous"
+                errors.append(FieldError(f"{where}.id", message, session.id))
+            elif session.id is not None:
+                first_seen[session.id] = where
+            sessions.append(session)
     if errors:
         raise InvalidInput(errors, context="nothing imported")
     return sessions
@@ -351,12 +367,15 @@ def upgrade(
 ) -> None:
     """Migrate the database to the newest schema (a SQLite file is backed up first)."""
     state: Cli = ctx.obj
+    created = state.new_sqlite_file()
     with state.storage() as storage:
         before = storage.current_revision()
         # None leaves the choice to Settings (EDI_STORAGE_BACKUP_BEFORE_UPGRADE, on by default).
         storage.upgrade(backup=False if no_backup else None)
         after = storage.current_revision()
-    if before == after:
+    if created is not None:
+        state.out.print(Text(f"created {created} at the newest revision: {after}"))
+    elif before == after:
         state.out.print(Text(f"already at the newest revision: {after}"))
     else:
         state.out.print(Text(f"upgraded: {before or 'none'} -> {after}"))
@@ -366,6 +385,8 @@ def upgrade(
 def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the database's schema revision and how it stands against this release."""
     state: Cli = ctx.obj
+    if (missing := state.new_sqlite_file()) is not None:
+        raise DatabaseUnavailable(f"there is no database at {missing}; `edi-storage upgrade` creates one")
     with state.storage() as storage:
         status = storage.schema_status()
         url = storage.url.render_as_string(hide_password=True)
