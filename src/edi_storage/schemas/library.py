@@ -45,11 +45,7 @@ class LibraryPromptOut(OutputModel):
     thumbnail_mime: str | None
     thumbnail_width: int | None
     thumbnail_height: int | None
-    thumbnail_bytes: int
-
-    @property
-    def has_thumbnail(self) -> bool:
-        return self.thumbnail_bytes > 0
+    thumbnail_bytes: int  # 0 when the prompt has no thumbnail
 
 
 class RecordedPrompt(LibraryPromptOut):
