@@ -5,7 +5,8 @@ service call. On (``Storage(record_query_performance=True)`` or ``EDI_STORAGE_RE
 SQLAlchemy's ``before/after_cursor_execute`` events time every statement a measured service call
 issues; the call's total SQL time and the rows it returned become one record. Records are buffered and
 written in batches by a transaction of their own (never inside the caller's, so a read never takes the
-write lock for them), when the buffer fills, when metrics are read, and at ``Storage.close()``. Rows older
+write lock for them): when a unit of work ends with the buffer full, when metrics are read, and at
+``Storage.close()``. Rows older
 than the retention period are pruned while flushing. A crash loses at most one unflushed batch of metrics.
 """
 
@@ -74,6 +75,8 @@ class QueryRecorder:
         return result
 
     def record(self, query_type: str, seconds: float, rows: int) -> None:
+        """Buffer one record. Never writes: the caller may be inside a unit of work whose write lock a
+        flush would wait for; ``flush_if_full`` runs once a unit of work has ended."""
         with self._lock:
             self._buffer.append(
                 {
@@ -83,8 +86,9 @@ class QueryRecorder:
                     "timestamp": utcnow(),
                 }
             )
-            full = len(self._buffer) >= self.flush_every
-        if full:
+
+    def flush_if_full(self) -> None:
+        if len(self._buffer) >= self.flush_every:
             self.flush()
 
     def flush(self) -> None:

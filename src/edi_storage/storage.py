@@ -163,6 +163,8 @@ class Storage:
             yield UnitOfWork(session, actor, self.recorder)
             if context_set:
                 reset_audit_context(session)
+        if self.recorder is not None:  # after the commit: its own transaction cannot wait on ours
+            self.recorder.flush_if_full()
 
     def close(self) -> None:
         if self.recorder is not None:

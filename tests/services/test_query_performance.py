@@ -91,3 +91,16 @@ def test_old_rows_are_pruned(recording: Storage) -> None:
 def test_hours_must_be_sensible(storage: Storage) -> None:
     with pytest.raises(InvalidInput, match="hours"):
         storage.maintenance.performance_metrics(hours=0)
+
+
+def test_a_full_buffer_inside_a_unit_of_work_waits_for_its_end(
+    storage_factory: Callable[..., Storage],
+) -> None:
+    """Flushing inside a writing unit of work would wait on its own write lock; it waits for the end."""
+    store = storage_factory(record_query_performance=True)
+    assert store.recorder is not None
+    store.recorder.flush_every = 3
+    with store.unit_of_work() as uow:
+        for _ in range(5):
+            uow.sessions.save_session(SessionCreateFactory.build())
+    assert logged(store) == 5
