@@ -216,12 +216,9 @@ def test_gallery_queries_use_the_indexes(sqlite_storage: Storage, method: str, i
 
 
 def test_orm_factory_images_appear_in_the_queries(storage: Storage) -> None:
-    from edi_storage.testing import GeneratedImageFactory, bind_factories
+    from edi_storage.testing import GeneratedImageFactory, create
 
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        made = GeneratedImageFactory(status="pending")
-        made_id = made.id
+    made_id = create(storage, GeneratedImageFactory, status="pending").id
     assert [i.id for i in storage.gallery.uncurated()] == [made_id]
 
 

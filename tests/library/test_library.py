@@ -281,12 +281,9 @@ def test_library_queries_use_the_indexes(sqlite_storage: Storage, method: str, i
 
 def test_orm_factory_rows_are_found_like_recorded_ones(storage: Storage) -> None:
     """The shipped ORM factory writes rows the service (and the FTS index) sees."""
-    from edi_storage.testing import LibraryPromptFactory, bind_factories
+    from edi_storage.testing import LibraryPromptFactory, create
 
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        row = LibraryPromptFactory(prompt_text="an owl at midnight")
-        row_id = row.id
+    row_id = create(storage, LibraryPromptFactory, prompt_text="an owl at midnight").id
     assert storage.library.get(row_id).prompt_hash == prompt_hash("AN OWL at midnight")
     assert [p.id for p in storage.library.search("owl")] == [row_id]
     assert storage.library.record_prompt("an owl at  MIDNIGHT").id == row_id

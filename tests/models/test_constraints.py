@@ -11,7 +11,7 @@ from sqlalchemy import exc, select, text
 
 from edi_storage import Storage
 from edi_storage.models import EditSession, Entity, Prompt, UserFeedback, Validation
-from edi_storage.testing import SessionFactory, bind_factories
+from edi_storage.testing import SessionFactory, create
 
 SESSION = "INSERT INTO sessions (id, image_path, naive_prompt, status, created_at, updated_at) VALUES ('s', 'i', 'p', 'completed', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
 
@@ -63,10 +63,7 @@ def test_good_colours_pass(storage: Storage) -> None:
 
 
 def test_deleting_a_session_in_sql_cascades(storage: Storage) -> None:
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        doomed, kept = SessionFactory(), SessionFactory()
-        doomed_id, kept_id = doomed.id, kept.id
+    doomed_id, kept_id = create(storage, SessionFactory).id, create(storage, SessionFactory).id
     execute(storage, f"DELETE FROM sessions WHERE id = '{doomed_id}'")
     with storage.unit_of_work(readonly=True) as uow:
         for model in (Prompt, Entity, Validation, UserFeedback):
@@ -95,10 +92,9 @@ def test_timestamps_are_aware_utc_and_updated_at_moves(storage: Storage) -> None
 
 
 def test_json_columns_hold_real_json(storage: Storage) -> None:
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        session = SessionFactory(session_metadata={"nested": {"k": [1, 2]}}, session_tags=["a", "b"])
-        session_id = session.id
+    session_id = create(
+        storage, SessionFactory, session_metadata={"nested": {"k": [1, 2]}}, session_tags=["a", "b"]
+    ).id
     json_type = "json_type" if storage.engine.dialect.name == "sqlite" else "jsonb_typeof"
     with storage.engine.connect() as conn:
         kinds = conn.execute(
@@ -114,9 +110,7 @@ def test_json_columns_hold_real_json(storage: Storage) -> None:
 
 def test_in_place_json_edits_are_saved(storage: Storage) -> None:
     """MutableDict: editing a JSON value in place is seen by the unit of work."""
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        session_id = SessionFactory(session_metadata={"a": 1}).id
+    session_id = create(storage, SessionFactory, session_metadata={"a": 1}).id
     with storage.unit_of_work() as uow:
         row = uow.session.get_one(EditSession, session_id)
         assert row.session_metadata is not None
@@ -127,9 +121,7 @@ def test_in_place_json_edits_are_saved(storage: Storage) -> None:
 
 def test_lazy_loading_is_an_error_not_a_hidden_query(storage: Storage) -> None:
     """Relationships raise instead of issuing one query per row (N+1 shows up in tests)."""
-    with storage.unit_of_work() as uow:
-        bind_factories(uow.session)
-        session_id = SessionFactory().id
+    session_id = create(storage, SessionFactory).id
     with storage.unit_of_work() as uow:
         row = uow.session.get_one(EditSession, session_id)
         with pytest.raises(exc.InvalidRequestError, match="raise_on_sql"):

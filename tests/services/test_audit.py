@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from edi_storage import InvalidInput, NotFound, Storage
-from edi_storage.testing import SessionCreateFactory, SessionFactory, bind_factories
+from edi_storage.testing import SessionCreateFactory, SessionFactory, create
 from edi_storage.testing.examples import reference_session
 
 
@@ -105,9 +105,7 @@ def test_auditing_can_be_switched_off_explicitly_for_one_unit_of_work(storage: S
 
 
 def test_orm_writes_are_audited(storage: Storage) -> None:
-    with storage.unit_of_work(actor="factory") as uow:
-        bind_factories(uow.session)
-        session_id = SessionFactory().id
+    session_id = create(storage, SessionFactory, actor="factory").id
     assert {e.user_id for e in storage.audit.get_audit_trail(record_id=session_id)} == {"factory"}
 
 

@@ -19,6 +19,7 @@ from edi_storage.testing.factories import (
     ValidationFactory,
     ValidationInFactory,
     bind_factories,
+    create,
     seed,
 )
 
@@ -37,5 +38,6 @@ __all__ = [
     "ValidationFactory",
     "ValidationInFactory",
     "bind_factories",
+    "create",
     "seed",
 ]

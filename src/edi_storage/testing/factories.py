@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import TYPE_CHECKING, Any
 
 import factory
 import factory.random
@@ -59,6 +60,10 @@ def _random_bbox() -> dict[str, float]:
     rand = factory.random.randgen
     x1, y1 = rand.randint(0, 1500), rand.randint(0, 800)
     return {"x1": x1, "y1": y1, "x2": x1 + rand.randint(20, 400), "y2": y1 + rand.randint(20, 280)}
+
+
+if TYPE_CHECKING:
+    from edi_storage.storage import Storage
 
 
 # -- input schemas ---------------------------------------------------------------------------------
@@ -169,6 +174,17 @@ class _SessionHolder:
 def bind_factories(session: Session | None) -> None:
     """Point the ORM factories at a SQLAlchemy session (or at none)."""
     _SessionHolder.session = session
+
+
+def create(storage: Storage, factory: type[Any], *, actor: str | None = None, **fields: Any) -> Any:
+    """One row (with its factory's children) built by an ORM ``factory`` in a unit of work of its own,
+    committed; its columns stay readable afterwards."""
+    with storage.unit_of_work(actor=actor) as uow:
+        bind_factories(uow.session)
+        try:
+            return factory(**fields)
+        finally:
+            bind_factories(None)
 
 
 def _current_session() -> Session:
