@@ -87,11 +87,17 @@ def test_up_down_up_keeps_every_row(empty_url: str) -> None:
     command.check(alembic_config(empty_url))
 
 
+def filled_after_a_round_trip(url: str, n: int) -> list[str]:
+    """``n`` sessions written at head, then the database taken down to the base revision and up again."""
+    ids = fill(url, n)
+    run_alembic(url, "downgrade", BASE_REVISION)
+    run_alembic(url, "upgrade", "head")
+    return ids
+
+
 def test_cascade_survives_the_round_trip(empty_url: str) -> None:
     """After down and up again, deleting a session still removes its children (FKs recreated)."""
-    ids = fill(empty_url, 2)
-    run_alembic(empty_url, "downgrade", BASE_REVISION)
-    run_alembic(empty_url, "upgrade", "head")
+    ids = filled_after_a_round_trip(empty_url, 2)
     with Storage(empty_url) as storage:
         storage.sessions.delete_session(ids[0])
     assert row_counts(empty_url) == {
@@ -282,9 +288,7 @@ def test_every_revision_has_a_fixture() -> None:
 
 def test_audit_triggers_exist_at_head_and_survive_a_round_trip(empty_url: str) -> None:
     """A batch rebuild of a session table drops its triggers; every revision must leave them in place."""
-    ids = fill(empty_url, 1)
-    run_alembic(empty_url, "downgrade", BASE_REVISION)
-    run_alembic(empty_url, "upgrade", "head")
+    ids = filled_after_a_round_trip(empty_url, 1)
     with Storage(empty_url) as storage:
         storage.sessions.delete_session(ids[0])
         deleted = {e.table_name for e in storage.audit.get_audit_trail(operation="DELETE")}
