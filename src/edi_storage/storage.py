@@ -98,6 +98,7 @@ class Storage:
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ok = False
+        self._opened_as: SchemaStatus | None = None
         self.recorder = (
             QueryRecorder(self.engine, retention_days=self.settings.query_performance_retention_days)
             if self.settings.record_query_performance
@@ -114,6 +115,8 @@ class Storage:
             self.settings.auto_upgrade and status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}
         ):
             self.upgrade()
+        elif status.state is SchemaState.CURRENT:
+            self._opened_as = status  # the first unit of work need not inspect the schema again
 
     # -- schema ----------------------------------------------------------------------------------
     def schema_status(self) -> SchemaStatus:
@@ -134,12 +137,14 @@ class Storage:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         self._schema_ok = False
+        self._opened_as = None
 
     def ensure_current(self) -> None:
         """Raise the schema error that keeps the services from this database; checked once."""
         if self._schema_ok:
             return
-        if (error := unusable(self.schema_status())) is not None:
+        status, self._opened_as = self._opened_as or self.schema_status(), None
+        if (error := unusable(status)) is not None:
             raise error
         ensure_wal(self.engine)
         self._schema_ok = True

@@ -33,6 +33,7 @@ class SizeReport(OutputModel):
     free_pages: int | None
     page_size: int | None
     tables: list[TableSize]
+    objects: dict[str, int] = {}  # bytes of every table and index (SQLite's dbstat)
 
 
 class BackupReport(OutputModel):

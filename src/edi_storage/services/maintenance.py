@@ -225,10 +225,10 @@ class MaintenanceService(Service):
             names = sorted(inspect(conn).get_table_names())
             tables = []
             sqlite = conn.dialect.name == "sqlite"
-            sizes: dict[str, int] = {}
+            sizes: dict[str, int] = {}  # every table and index (SQLite)
             if sqlite:
                 sizes = {
-                    n: int(b)
+                    str(n): int(b)
                     for n, b in conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
                 }
             for name in names:
@@ -251,20 +251,14 @@ class MaintenanceService(Service):
             free_pages=free,
             page_size=page_size,
             tables=tables,
+            objects=sizes,
         )
 
     def health(self, history: Path | None = None) -> HealthReport:
         """Bytes of every table and index (SQLite's dbstat), WAL size, free pages, rows per table, and
         growth since the last report (kept in ``history``, by default ``<db>.health.json``)."""
         sizes = self.size()
-        objects: dict[str, int] = {}
-        with database_errors(), self._whole_database().engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                objects = {
-                    str(n): int(b)
-                    for n, b in conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
-                }
-            conn.rollback()
+        objects = sizes.objects
         database = self._file()
         history = history or (database.with_name(database.name + ".health.json") if database else None)
         previous: dict[str, Any] = json.loads(history.read_text()) if history and history.exists() else {}
