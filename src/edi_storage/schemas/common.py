@@ -46,6 +46,13 @@ class OutputModel(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+def check_limit(limit: int, *, most: int, field: str = "limit") -> int:
+    """A page size between 1 and ``most``, or InvalidInput naming the field and the value."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= most:
+        raise InvalidInput.single(field, f"must be a whole number between 1 and {most}", limit)
+    return limit
+
+
 def field_errors(error: ValidationError, prefix: str = "") -> list[FieldError]:
     return [
         FieldError(

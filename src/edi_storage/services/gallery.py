@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import Date, Integer, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from edi_storage.errors import Conflict, InvalidInput, NotFound
+from edi_storage.errors import Conflict, NotFound
 from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Text, parse
+from edi_storage.schemas.common import InputModel, Text, check_limit, parse
 from edi_storage.schemas.gallery import (
     CreationRunOut,
     DailyCreation,
@@ -39,10 +39,7 @@ CREATION = table_of(CreationRun)
 TIERS = (("Excellent", 8.0), ("Good", 6.0), ("Fair", 4.0))
 
 
-def _limit(limit: int) -> int:
-    if not 1 <= limit <= 10_000:
-        raise InvalidInput.single("limit", "must be between 1 and 10000", limit)
-    return limit
+MOST = 10_000  # the largest page a gallery query returns
 
 
 class GalleryService(Service):
@@ -124,7 +121,7 @@ class GalleryService(Service):
             select(IMAGES)
             .where(IMAGES.c.status == CurationStatus.CURATED.value, IMAGES.c.final_score >= min_score)
             .order_by(IMAGES.c.created_at.desc(), IMAGES.c.id.desc())
-            .limit(_limit(limit))
+            .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
             return [ImageOut.model_validate(row) for row in s.execute(statement)]
@@ -137,7 +134,7 @@ class GalleryService(Service):
             select(IMAGES)
             .where(IMAGES.c.status == wanted.value, IMAGES.c.final_score.is_not(None))
             .order_by(IMAGES.c.final_score.desc(), IMAGES.c.id.desc())
-            .limit(_limit(limit))
+            .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
             return [ImageOut.model_validate(row) for row in s.execute(statement)]
@@ -149,7 +146,7 @@ class GalleryService(Service):
             select(IMAGES)
             .where(IMAGES.c.status == CurationStatus.PENDING.value)
             .order_by(IMAGES.c.created_at.asc(), IMAGES.c.id.asc())
-            .limit(_limit(limit))
+            .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
             return [ImageOut.model_validate(row) for row in s.execute(statement)]

@@ -22,7 +22,7 @@ from edi_storage.errors import InvalidInput, NotFound
 from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.library import FTS_TABLE, LibraryPrompt, prompt_hash
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import parse
+from edi_storage.schemas.common import check_limit, parse
 from edi_storage.schemas.library import (
     LibraryPage,
     LibraryPromptOut,
@@ -181,8 +181,7 @@ class LibraryService(Service):
     def _ordered(
         self, order: tuple[ColumnElement[Any], ...], limit: int, model: str | None
     ) -> list[LibraryPromptOut]:
-        if not 1 <= limit <= 1000:
-            raise InvalidInput.single("limit", "must be between 1 and 1000", limit)
+        check_limit(limit, most=1000)
         statement = select(*_OUT_COLUMNS).order_by(*order).limit(limit)
         if model is not None:
             statement = statement.where(LIBRARY.c.model == model)
@@ -192,8 +191,7 @@ class LibraryService(Service):
     @measured("library.browse")
     def browse(self, limit: int = 50, cursor: str | None = None) -> LibraryPage:
         """Keyset pagination, most recently used first: each page costs the same however deep it is."""
-        if not 1 <= limit <= 1000:
-            raise InvalidInput.single("limit", "must be between 1 and 1000", limit)
+        check_limit(limit, most=1000)
         statement = select(*_OUT_COLUMNS).order_by(LIBRARY.c.last_used_at.desc(), LIBRARY.c.id.desc())
         if cursor is not None:
             last_used, last_id = decode_cursor(cursor)
