@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Connection,
     Select,
     bindparam,
     case,
@@ -56,6 +57,7 @@ from edi_storage.schemas.sessions import (
     ValidationIn,
 )
 from edi_storage.services.base import Service
+from edi_storage.services.prepared import Prepared
 from edi_storage.state.model import SessionState, read_state
 from edi_storage.state.resume import session_to_state, state_to_session
 
@@ -169,25 +171,33 @@ class SessionService(Service):
     def add_prompt_iteration(self, session_id: str, prompt: PromptIn | Mapping[str, Any]) -> int:
         item = parse(PromptIn, prompt)
         with self._tx() as s:
-            return self._add_children(s, session_id, Prompt, [_prompt_row(session_id, item)])[0]
+            return self._add_children(
+                s, session_id, Prompt, [_prompt_row(session_id, item.model_dump(), utcnow())]
+            )[0]
 
     @measured("sessions.add_entities")
     def add_entities(self, session_id: str, entities: Sequence[EntityIn | Mapping[str, Any]]) -> list[int]:
         items = [parse(EntityIn, e, prefix=f"[{i}].") for i, e in enumerate(entities)]
         with self._tx() as s:
-            return self._add_children(s, session_id, Entity, [_entity_row(session_id, e) for e in items])
+            return self._add_children(
+                s, session_id, Entity, [_entity_row(session_id, e.model_dump()) for e in items]
+            )
 
     @measured("sessions.record_validation")
     def record_validation(self, session_id: str, validation: ValidationIn | Mapping[str, Any]) -> int:
         item = parse(ValidationIn, validation)
         with self._tx() as s:
-            return self._add_children(s, session_id, Validation, [_validation_row(session_id, item)])[0]
+            return self._add_children(
+                s, session_id, Validation, [_validation_row(session_id, item.model_dump(), utcnow())]
+            )[0]
 
     @measured("sessions.record_feedback")
     def record_feedback(self, session_id: str, feedback: FeedbackIn | Mapping[str, Any]) -> int:
         item = parse(FeedbackIn, feedback)
         with self._tx() as s:
-            return self._add_children(s, session_id, UserFeedback, [_feedback_row(session_id, item)])[0]
+            return self._add_children(
+                s, session_id, UserFeedback, [_feedback_row(session_id, item.model_dump(), utcnow())]
+            )[0]
 
     def _add_children(
         self, s: Session, session_id: str, model: type[Any], rows: list[dict[str, Any]]
@@ -338,6 +348,7 @@ def _filters(query: HistoryQuery) -> list[ColumnElement[bool]]:
     return filters
 
 
+_CHILD_FIELDS = {"prompts", "entities", "validations", "user_feedback", "feedback"}
 _CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
 _CHILD_ORDER: dict[str, tuple[type[Any], tuple[Any, ...]]] = {
     "prompts": (Prompt, (Prompt.iteration, Prompt.id)),
@@ -367,35 +378,45 @@ def _loaders(many: bool) -> tuple[Select[Any], dict[str, Select[Any]]]:
     return select(SESSIONS).where(matching(SESSIONS.c.id)), children
 
 
-_LOAD = {True: _loaders(many=True), False: _loaders(many=False)}
+_LOAD_MANY = _loaders(many=True)
+_LOAD_ONE = (Prepared(_loaders(many=False)[0]), {k: Prepared(v) for k, v in _loaders(many=False)[1].items()})
+
+
+def _fetch(
+    connection: Connection, statement: Select[Any] | Prepared, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    if isinstance(statement, Prepared):
+        return statement.rows(connection, params)
+    return [dict(row) for row in connection.execute(statement, params).mappings()]
 
 
 def _load_graphs(s: Session, session_ids: Sequence[str]) -> list[SessionDetail]:
     """The graphs of ``session_ids`` (in that order, unknown ids skipped) in one query per table."""
     connection = s.connection()
     many = len(session_ids) != 1
-    load_sessions, load_children = _LOAD[many]
+    load_sessions, load_children = _LOAD_MANY if many else _LOAD_ONE
     params: dict[str, Any] = {"ids": list(session_ids)} if many else {"id": session_ids[0]}
-    sessions = {row.id: row for row in connection.execute(load_sessions, params)}
+    sessions = {row["id"]: row for row in _fetch(connection, load_sessions, params)}
     children: dict[str, dict[str, list[dict[str, Any]]]] = {
         sid: {k: [] for k in _CHILD_ORDER} for sid in sessions
     }
     if sessions:
         found = {"ids": list(sessions)} if many else params
         for key, statement in load_children.items():
-            for row in connection.execute(statement, found).mappings():
-                children[row["session_id"]][key].append(dict(row))
+            for row in _fetch(connection, statement, found):
+                children[row["session_id"]][key].append(row)
     graphs = []
     for sid in session_ids:
         if sid not in sessions:
             continue
         mine = children[sid]
         # bbox is stored in the reference column bbox_json.
-        mine["entities"] = [{**e, "bbox": e["bbox_json"]} for e in mine["entities"]]
+        for entity in mine["entities"]:
+            entity["bbox"] = entity["bbox_json"]
         feedback = mine["feedback"]
         graphs.append(
             SessionDetail.model_validate(
-                {**sessions[sid]._mapping, **mine, "user_feedback": feedback[-1] if feedback else None}
+                {**sessions[sid], **mine, "user_feedback": feedback[-1] if feedback else None}
             )
         )
     return graphs
@@ -409,7 +430,20 @@ def _touch(s: Session, session_id: str) -> None:
 
 
 _EXISTING = select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_IDS))
-_INSERTS = {model: insert(table_of(model)) for model in (EditSession, *SESSION_CHILDREN)}
+_EXISTS_ONE = Prepared(select(SESSIONS.c.id).where(SESSIONS.c.id == _ID))
+_INSERTS: dict[tuple[type[Any], tuple[str, ...]], Prepared] = {}
+
+
+def _insert(connection: Connection, model: type[Any], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys, as the row builders below make them) in one executemany."""
+    if not rows:
+        return
+    keys = tuple(rows[0])
+    if (prepared := _INSERTS.get((model, keys))) is None:
+        prepared = _INSERTS[model, keys] = Prepared(insert(table_of(model)), keys)
+    prepared.execute(connection, rows)
+
+
 _DELETE_CHILDREN = [delete(table_of(m)).where(table_of(m).c.session_id.in_(_IDS)) for m in SESSION_CHILDREN]
 # One executemany for every replaced session; a created_at not given keeps the stored one.
 _REPLACE_SESSION = (
@@ -435,7 +469,10 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
     connection = s.connection()
     now = utcnow()
     ids = [item.id or str(uuid.uuid4()) for item in items]
-    existing = set(connection.scalars(_EXISTING, {"ids": ids}))
+    if len(ids) == 1:
+        existing = {row["id"] for row in _EXISTS_ONE.rows(connection, {"id": ids[0]})}
+    else:
+        existing = set(connection.scalars(_EXISTING, {"ids": ids}))
     new_rows: list[dict[str, Any]] = []
     replaced: list[dict[str, Any]] = []
     for session_id, item in zip(ids, items, strict=True):
@@ -453,48 +490,45 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         connection.execute(_REPLACE_SESSION, replaced)
         for statement in _DELETE_CHILDREN:
             connection.execute(statement, {"ids": list(existing)})
-    if new_rows:
-        connection.execute(_INSERTS[EditSession], new_rows)
+    _insert(connection, EditSession, new_rows)
     children: dict[type[Any], list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
     for session_id, item in zip(ids, items, strict=True):
-        children[Prompt].extend(_prompt_row(session_id, p, now) for p in item.prompts)
-        children[Entity].extend(_entity_row(session_id, e) for e in item.entities)
-        children[Validation].extend(_validation_row(session_id, v, now) for v in item.validations)
-        children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in item.all_feedback())
+        # One dump of the whole graph: a single call into pydantic-core rather than one per child.
+        graph = item.model_dump(include=_CHILD_FIELDS)
+        children[Prompt].extend(_prompt_row(session_id, p, now) for p in graph["prompts"])
+        children[Entity].extend(_entity_row(session_id, e) for e in graph["entities"])
+        children[Validation].extend(_validation_row(session_id, v, now) for v in graph["validations"])
+        feedback = [graph["user_feedback"]] if graph["user_feedback"] is not None else graph["feedback"]
+        children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in feedback)
     for model, rows in children.items():
-        if rows:
-            connection.execute(_INSERTS[model], rows)
+        _insert(connection, model, rows)
     for session_id in existing:  # anything loaded earlier in this unit of work is now stale
         if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
             s.expire(obj)
     return ids
 
 
-def _prompt_row(session_id: str, p: PromptIn, now: datetime | None = None) -> dict[str, Any]:
-    created = p.created_at or now or utcnow()
+def _prompt_row(session_id: str, p: dict[str, Any], now: datetime) -> dict[str, Any]:
+    created = p["created_at"] or now
+    return {"session_id": session_id, **p, "created_at": created, "updated_at": created}
+
+
+def _entity_row(session_id: str, e: dict[str, Any]) -> dict[str, Any]:
+    row = {"session_id": session_id, **e, "bbox_json": e["bbox"]}
+    del row["bbox"]  # stored in the reference column bbox_json
+    return row
+
+
+def _validation_row(session_id: str, v: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {"session_id": session_id, **v, "created_at": v["created_at"] or now}
+
+
+def _feedback_row(session_id: str, f: dict[str, Any], now: datetime) -> dict[str, Any]:
+    created = f["created_at"] or now
     return {
         "session_id": session_id,
-        **p.model_dump(exclude={"created_at"}),
+        **f,
+        "feedback_type": f["feedback_type"].value,
         "created_at": created,
         "updated_at": created,
     }
-
-
-def _entity_row(session_id: str, e: EntityIn) -> dict[str, Any]:
-    data = e.model_dump(exclude={"bbox"})
-    return {"session_id": session_id, **data, "bbox_json": e.bbox}
-
-
-def _validation_row(session_id: str, v: ValidationIn, now: datetime | None = None) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        **v.model_dump(exclude={"created_at"}),
-        "created_at": v.created_at or now or utcnow(),
-    }
-
-
-def _feedback_row(session_id: str, f: FeedbackIn, now: datetime | None = None) -> dict[str, Any]:
-    created = f.created_at or now or utcnow()
-    data = f.model_dump(exclude={"created_at"})
-    data["feedback_type"] = f.feedback_type.value
-    return {"session_id": session_id, **data, "created_at": created, "updated_at": created}
