@@ -17,7 +17,7 @@ from edi_storage.models.audit import AuditEntry, AuditOperation
 from edi_storage.models.base import table_of
 from edi_storage.monitoring import measured
 from edi_storage.schemas.audit import AuditQuery, AuditRecord
-from edi_storage.schemas.common import parse
+from edi_storage.schemas.common import parse, rows_as
 from edi_storage.services.base import Service
 
 _SQLITE_CONTEXT = text(f"UPDATE {CONTEXT_TABLE} SET actor = :actor, enabled = :enabled WHERE id = 1")
@@ -85,4 +85,4 @@ class AuditService(Service):
             .limit(query.limit)
         )
         with self._tx(readonly=True) as s:
-            return [AuditRecord.model_validate(row) for row in s.execute(statement)]
+            return rows_as(AuditRecord, s.execute(statement))

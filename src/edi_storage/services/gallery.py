@@ -19,7 +19,7 @@ from edi_storage.errors import Conflict, NotFound
 from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Text, check_limit, parse
+from edi_storage.schemas.common import InputModel, Text, check_limit, parse, rows_as
 from edi_storage.schemas.gallery import (
     CreationRunOut,
     DailyCreation,
@@ -124,7 +124,7 @@ class GalleryService(Service):
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
-            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+            return rows_as(ImageOut, s.execute(statement))
 
     @measured("gallery.top")
     def top(self, limit: int = 10, status: CurationStatus | str = CurationStatus.CURATED) -> list[ImageOut]:
@@ -137,7 +137,7 @@ class GalleryService(Service):
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
-            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+            return rows_as(ImageOut, s.execute(statement))
 
     @measured("gallery.uncurated")
     def uncurated(self, limit: int = 100) -> list[ImageOut]:
@@ -149,7 +149,7 @@ class GalleryService(Service):
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
-            return [ImageOut.model_validate(row) for row in s.execute(statement)]
+            return rows_as(ImageOut, s.execute(statement))
 
     @measured("gallery.quality_distribution")
     def quality_distribution(self) -> list[QualityTier]:
@@ -233,7 +233,7 @@ class GalleryService(Service):
             TRAINING.c.status,
         ).order_by(TRAINING.c.started_at.desc(), TRAINING.c.id.desc())
         with self._tx(readonly=True) as s:
-            return [TrainingStatistic.model_validate(row) for row in s.execute(statement)]
+            return rows_as(TrainingStatistic, s.execute(statement))
 
     # -- creation runs ---------------------------------------------------------------------------
     @measured("gallery.start_creation")

@@ -22,7 +22,7 @@ from edi_storage.errors import InvalidInput, NotFound
 from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.library import FTS_TABLE, LibraryPrompt, prompt_hash
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import check_limit, parse
+from edi_storage.schemas.common import check_limit, parse, rows_as
 from edi_storage.schemas.library import (
     LibraryPage,
     LibraryPromptOut,
@@ -45,7 +45,7 @@ _OUT_COLUMNS = [
 
 
 def _rows(s: Session, statement: Select[Any]) -> list[LibraryPromptOut]:
-    return [LibraryPromptOut.model_validate(row) for row in s.execute(statement)]
+    return rows_as(LibraryPromptOut, s.execute(statement))
 
 
 def fts5_query(text_: str) -> str:

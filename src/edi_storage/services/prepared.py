@@ -33,6 +33,7 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     columns: tuple[Any, ...]  # the SELECT's columns (their types convert the values read)
     names: tuple[str, ...]
+    literals: dict[str, Any]  # values the statement carries itself (``status == 'completed'``)
     # the columns' result processors, known at the first execution (some need the driver's type codes)
     results: list[tuple[Processor, ...]]
 
@@ -53,6 +54,9 @@ class Prepared:
         else:
             compiled = self.statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
+        if self.insert_columns and (extra := set(compiled.binds) - set(self.insert_columns)):
+            # Python-side column defaults are filled in by SQLAlchemy's execution, which driver SQL skips.
+            raise TypeError(f"rows must give every column; missing {sorted(extra)}")
         keys = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
         binds = tuple(
             (key, compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in keys
@@ -64,12 +68,15 @@ class Prepared:
             binds=binds,
             columns=tuple(selected),
             names=tuple(str(column.key) for column in selected),
+            literals={key: bind.effective_value for key, bind in compiled.binds.items() if not bind.required},
             results=[],
         )
         self._by_dialect[dialect.name] = made
         return made
 
     def _params(self, compiled: _Compiled, values: Mapping[str, Any]) -> Any:
+        if compiled.literals:
+            values = {**compiled.literals, **values}
         if compiled.positional:
             return tuple([v if (v := values[k]) is None or p is None else p(v) for k, p in compiled.binds])
         return {k: v if (v := values[k]) is None or p is None else p(v) for k, p in compiled.binds}

@@ -43,7 +43,7 @@ from edi_storage.models.sessions import (
     Validation,
 )
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Score, parse
+from edi_storage.schemas.common import InputModel, Score, parse, rows_as
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -267,7 +267,7 @@ class SessionService(Service):
                 .limit(query.limit)
                 .offset(query.offset)
             )
-            return [SessionSummary.model_validate(row) for row in s.execute(statement)]
+            return rows_as(SessionSummary, s.execute(statement))
 
     @measured("sessions.get_recent_sessions")
     def get_recent_sessions(self, count: int = 10) -> list[SessionSummary]:
@@ -298,14 +298,8 @@ class SessionService(Service):
     @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
         """Counts per status and the completed sessions' average score, in one grouped query."""
-        completed_score = case(
-            (EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score)
-        )
-        statement = select(EditSession.status, func.count(), func.avg(completed_score)).group_by(
-            EditSession.status
-        )
         with self._tx(readonly=True) as s:
-            rows = s.execute(statement).all()
+            rows = [tuple(row.values()) for row in _STATISTICS.rows(s.connection(), {})]
         breakdown = Counter({status: count for status, count, _ in rows})
         total = sum(breakdown.values())
         average = next((avg for status, _, avg in rows if status == SessionStatus.COMPLETED.value), None)
@@ -316,6 +310,17 @@ class SessionService(Service):
             average_alignment_score=None if average is None else round(float(average), 3),
             successful_rate=round(completed / total * 100, 1) if total else 0.0,
         )
+
+
+_STATISTICS = Prepared(
+    select(
+        EditSession.status,
+        func.count().label("sessions"),
+        func.avg(
+            case((EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score))
+        ).label("average"),
+    ).group_by(EditSession.status)
+)
 
 
 class _StatusUpdate(InputModel):
