@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-postgres lint check-migrations migrate bench bench-smoke docs wheel-check clean
+.PHONY: install demo test test-postgres lint check-migrations migrate bench bench-scale bench-smoke docs wheel-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ migrate: install  ## alembic upgrade head on EDI_STORAGE_URL (default sqlite:///
 
 bench: install  ## edi-storage against raw sqlite3 in the same process; ratios printed
 	$(BIN)/python benchmarks/bench.py
+
+bench-scale: install  ## the same measurements at 10 thousand and 1 million sessions (about half an hour)
+	cd benchmarks && ../$(BIN)/python scale.py
 
 bench-smoke: install  ## the benchmark still runs (tiny sizes, nothing timed)
 	$(BIN)/pytest -q -m bench

@@ -28,6 +28,13 @@ from edi_storage import Storage
 from edi_storage.testing import SessionCreateFactory, seed
 
 RESULTS = Path(__file__).with_name("results")
+# the targets of the issue that asked for this benchmark, by the start of the row's name
+TARGETS = {
+    "single save": (">=", 0.5),
+    "bulk save": (">=", 0.5),
+    "load full graph": ("<=", 3.0),
+    "query_history": ("<=", 2.0),
+}
 NOW = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
 J = json.dumps
 
@@ -223,55 +230,60 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=500)
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results go")
     args = parser.parse_args()
 
     seed(args.seed)
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="edi-bench-"))
-    edi_path, raw_path = work / "edi.db", work / "raw.db"
-    storage = Storage(f"sqlite:///{edi_path}", backup_before_upgrade=False)
-    Storage(f"sqlite:///{raw_path}").close()  # the same schema and indexes, made by the same migrations
-    raw = Raw(raw_path)
-    # Hand-written SQL has no audit trail: the raw side runs on the same tables and indexes, no triggers.
+    storage = Storage(f"sqlite:///{work / 'edi.db'}", backup_before_upgrade=False)
+    for name in ("raw.db", "raw-audited.db"):  # the same schema and indexes, made by the same migrations
+        Storage(f"sqlite:///{work / name}").close()
+    # Two hand-written sides: one on a copy of the schema without the audit triggers (what a developer
+    # without an audit trail writes), one on the schema as it is, where the same triggers fire.
+    raw, raw_audited = Raw(work / "raw.db"), Raw(work / "raw-audited.db")
     for (trigger,) in raw.conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         raw.conn.execute(f"DROP TRIGGER {trigger}")
 
-    singles = graphs(args.sessions)
-    raw_singles = [{**g, "id": str(uuid.uuid4())} for g in singles]
-    bulk = graphs(args.bulk)
-    raw_bulk = [{**g, "id": str(uuid.uuid4())} for g in bulk]
+    def edi_save(items: list[dict[str, Any]], audit: bool) -> None:
+        with storage.unit_of_work(audit=audit) as uow:
+            if len(items) == 1:
+                uow.sessions.save_session(items[0])
+            else:
+                uow.sessions.batch_save_sessions(items)
+
+    def fresh(count: int) -> list[dict[str, Any]]:
+        return [{**g, "id": str(uuid.uuid4())} for g in graphs(count)]
+
     results: dict[str, dict[str, float]] = {}
-
-    # single saves, alternating one by one
-    edi_t = raw_t = 0.0
-    for mine, theirs in zip(singles, raw_singles, strict=True):
-        edi_t += timed(lambda m=mine: storage.sessions.save_session(m))  # type: ignore[misc]
-        raw_t += timed(lambda t=theirs: raw.save([t]))  # type: ignore[misc]
-    results["single save (sessions/s)"] = {"edi": len(singles) / edi_t, "raw": len(singles) / raw_t}
-
-    # bulk save, in two halves alternating
-    half = len(bulk) // 2
-    edi_t = timed(lambda: storage.sessions.batch_save_sessions(bulk[:half]))
-    raw_t = timed(lambda: raw.save(raw_bulk[:half]))
-    raw_t += timed(lambda: raw.save(raw_bulk[half:]))
-    edi_t += timed(lambda: storage.sessions.batch_save_sessions(bulk[half:]))
-    results["bulk save (sessions/s)"] = {"edi": len(bulk) / edi_t, "raw": len(bulk) / raw_t}
-
-    # the cost of the audit trail on a bulk save: the same workload with the triggers told to skip
-    unaudited = graphs(args.bulk)
-
-    def save_unaudited() -> None:
-        with storage.unit_of_work(audit=False) as uow:
-            uow.sessions.batch_save_sessions(unaudited)
-
-    results["bulk save, audit off (sessions/s)"] = {
-        "edi": len(unaudited) / timed(save_unaudited),
-        "raw": len(bulk) / raw_t,
-    }
+    # each pairing: (edi-storage audited or not, the raw side that matches it)
+    pairings = {"audited": (True, raw_audited), "audit off": (False, raw)}
+    singles = {label: (fresh(args.sessions), fresh(args.sessions)) for label in pairings}
+    bulk = {label: (fresh(args.bulk), fresh(args.bulk)) for label in pairings}
+    times = {label: [0.0, 0.0] for label in pairings}
+    for i in range(args.sessions):  # single saves, one transaction each, all four sides alternating
+        for label, (audit, their_side) in pairings.items():
+            mine, theirs = singles[label]
+            times[label][0] += timed(lambda: edi_save([mine[i]], audit))  # noqa: B023
+            times[label][1] += timed(lambda: their_side.save([theirs[i]]))  # noqa: B023
+    for label, (edi_t, raw_t) in times.items():
+        results[f"single save, {label} (sessions/s)"] = {
+            "edi": args.sessions / edi_t,
+            "raw": args.sessions / raw_t,
+        }
+    half = args.bulk // 2
+    times = {label: [0.0, 0.0] for label in pairings}
+    for part in (slice(0, half), slice(half, None)):  # bulk saves, in two halves, alternating
+        for label, (audit, their_side) in pairings.items():
+            mine, theirs = bulk[label]
+            times[label][0] += timed(lambda: edi_save(mine[part], audit))  # noqa: B023
+            times[label][1] += timed(lambda: their_side.save(theirs[part]))  # noqa: B023
+    for label, (edi_t, raw_t) in times.items():
+        results[f"bulk save, {label} (sessions/s)"] = {"edi": args.bulk / edi_t, "raw": args.bulk / raw_t}
 
     # loads of random full graphs
-    edi_ids = [g["id"] for g in singles + bulk]
-    raw_ids = [g["id"] for g in raw_singles + raw_bulk]
+    edi_ids = [g["id"] for label in pairings for g in singles[label][0] + bulk[label][0]]
+    raw_ids = [g["id"] for g in singles["audit off"][1] + bulk["audit off"][1]]
     edi_s, raw_s = [], []
     for _ in range(args.loads):
         k = rng.randrange(len(raw_ids))
@@ -297,19 +309,29 @@ def main() -> None:
     raw_s = [timed(raw.statistics) for _ in range(20)]
     results["get_statistics p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
 
-    print(f"{'operation':<36} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}")
+    print(f"{'operation':<36} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}  target")
     for name, r in results.items():
         # edi-storage / raw: for a rate 1.0x is as fast (higher is better);
         # for a latency 2.0x is twice as slow (lower is better).
         r["ratio"] = r["edi"] / r["raw"]
-        print(f"{name:<36} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x")
-    audit_cost = (
-        results["bulk save, audit off (sessions/s)"]["edi"] / results["bulk save (sessions/s)"]["edi"]
+        kind, bound = next((t for key, t in TARGETS.items() if name.startswith(key)), ("", 0.0))
+        met = (r["ratio"] >= bound) if kind == ">=" else (r["ratio"] <= bound)
+        target = f"{kind} {bound}x: {'met' if met else 'NOT met'}" if kind else "-"
+        print(f"{name:<36} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x  {target}")
+    audited, unaudited = (
+        results["bulk save, audited (sessions/s)"],
+        results["bulk save, audit off (sessions/s)"],
     )
-    print(f"\naudit trail on a bulk save: audited saves run at {1 / audit_cost:.2f}x the unaudited rate")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    print(f"\nsessions in database: {len(edi_ids)}; results in {RESULTS / 'latest.json'}")
+    print(
+        f"\naudit trail on a bulk save: edi-storage audited runs at {audited['edi'] / unaudited['edi']:.2f}x"
+        f" its unaudited rate; hand-written SQL with the same triggers at"
+        f" {audited['raw'] / unaudited['raw']:.2f}x"
+    )
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "latest.json").write_text(
+        json.dumps({"args": vars(args), "results": results}, indent=2, default=str)
+    )
+    print(f"\nsessions in database: {len(edi_ids)}; results in {args.results / 'latest.json'}")
     storage.close()
 
 

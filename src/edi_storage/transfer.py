@@ -95,28 +95,44 @@ def read_records(lines: IO[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
 def import_all(
     storage: Storage, source: Path, progress: Progress | None = None, *, audit: bool = True
 ) -> dict[str, int]:
-    """Load an export: each batch in one transaction; the whole file is validated first."""
+    """Load an export in two streaming passes, so memory holds one batch whatever the file's size.
+
+    The first pass validates every record and writes nothing: a bad line anywhere leaves the database
+    untouched. The second writes batches of ``BATCH`` records, each in one transaction, row kinds before
+    sessions (the order export writes them in, and the order their references need).
+    """
     step = progress or (lambda _kind, _n: None)
     with source.open(encoding="utf-8") as lines:
-        records = list(read_records(lines))
-    for number, kind, data in records:  # validate every session before anything is written
-        if kind == "session":
-            parse(SessionCreate, data, prefix=f"line {number}.")
+        for number, kind, data in read_records(lines):
+            if kind == "session":
+                parse(SessionCreate, data, prefix=f"line {number}.")
+            else:
+                _typed(ROW_KINDS[kind][0], _decode(ROW_KINDS[kind][0], data))
     counts = dict.fromkeys([*ROW_KINDS, "session"], 0)
-    with storage.unit_of_work(audit=audit) as uow:
-        for kind, (table, key) in ROW_KINDS.items():
-            rows = [_decode(table, data) for _, k, data in records if k == kind]
-            for start in range(0, len(rows), BATCH):
-                _upsert(uow.session, table, key, rows[start : start + BATCH])
-            counts[kind] = len(rows)
-            step(kind, len(rows))
-        _reset_sequences(uow.session)
-    sessions = [data for _, kind, data in records if kind == "session"]
-    for start in range(0, len(sessions), BATCH):
+    pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in counts}
+
+    def write(kind: str) -> None:
+        batch, pending[kind] = pending[kind], []
+        if not batch:
+            return
         with storage.unit_of_work(audit=audit) as uow:
-            uow.sessions.batch_save_sessions(sessions[start : start + BATCH])
-        step("session", len(sessions[start : start + BATCH]))
-    counts["session"] = len(sessions)
+            if kind == "session":
+                uow.sessions.batch_save_sessions(batch)
+            else:
+                table, key = ROW_KINDS[kind]
+                _upsert(uow.session, table, key, [_decode(table, data) for data in batch])
+        counts[kind] += len(batch)
+        step(kind, len(batch))
+
+    with source.open(encoding="utf-8") as lines:
+        for _, kind, data in read_records(lines):
+            pending[kind].append(data)
+            if len(pending[kind]) >= BATCH:
+                write(kind)
+    for kind in counts:
+        write(kind)
+    with storage.unit_of_work() as uow:
+        _reset_sequences(uow.session)
     return counts
 
 

@@ -83,7 +83,11 @@ def _list_of(model: type[M]) -> TypeAdapter[list[M]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
+def models_from(model: type[M], rows: list[dict[str, Any]]) -> list[M]:
+    """Output models from rows as dicts, in one call into pydantic-core (not one call per row)."""
+    return _list_of(model).validate_python(rows)
+
+
 def rows_as(model: type[M], result: Result[Any]) -> list[M]:
-    """Output models from a query's rows in one call into pydantic-core (not one call per row), from
-    plain dicts (faster to validate than attribute access on rows)."""
-    return _list_of(model).validate_python([dict(row) for row in result.mappings()])
+    """Output models from a query's rows (as dicts: faster to validate than attribute access)."""
+    return models_from(model, [dict(row) for row in result.mappings()])

@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Integer,
     Select,
     bindparam,
     case,
@@ -43,7 +44,7 @@ from edi_storage.models.sessions import (
     Validation,
 )
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Score, parse, rows_as
+from edi_storage.schemas.common import InputModel, Score, models_from, parse
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -260,14 +261,9 @@ class SessionService(Service):
 
     def _summaries(self, query: HistoryQuery) -> list[SessionSummary]:
         with self._tx(readonly=True) as s:
-            statement = (
-                select(*_SUMMARY_COLUMNS)
-                .where(*_filters(query))
-                .order_by(*ordering(query.order_by, s.get_bind().dialect.name))
-                .limit(query.limit)
-                .offset(query.offset)
-            )
-            return rows_as(SessionSummary, s.execute(statement))
+            connection = s.connection()
+            prepared, params = _history(query, connection.dialect.name)
+            return models_from(SessionSummary, prepared.rows(connection, params))
 
     @measured("sessions.get_recent_sessions")
     def get_recent_sessions(self, count: int = 10) -> list[SessionSummary]:
@@ -293,7 +289,9 @@ class SessionService(Service):
     def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
         query = parse(HistoryQuery, {"status_filter": status_filter})
         with self._tx(readonly=True) as s:
-            return s.scalar(select(func.count()).select_from(EditSession).where(*_filters(query))) or 0
+            values = _filter_values(query)
+            statement = select(func.count()).select_from(EditSession).where(*_filters(values))
+            return s.scalar(statement, values) or 0
 
     @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
@@ -334,23 +332,48 @@ def ordering(order_by: OrderBy, dialect: str) -> tuple[ColumnElement[Any], ...]:
     return _ORDERINGS[order_by]
 
 
-def _filters(query: HistoryQuery) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = []
-    if query.status_filter is not None:
-        filters.append(EditSession.status == query.status_filter.value)
-    if query.date_from is not None:
-        filters.append(EditSession.created_at >= query.date_from)
-    if query.date_to is not None:
-        filters.append(EditSession.created_at <= query.date_to)
-    if query.min_score is not None:
-        filters.append(EditSession.final_alignment_score >= query.min_score)
-    if query.search_term:
-        pattern = f"%{escape_like(query.search_term)}%"
-        filters.append(
-            EditSession.image_path.ilike(pattern, escape="\\")
-            | EditSession.naive_prompt.ilike(pattern, escape="\\")
+def _filter_values(query: HistoryQuery) -> dict[str, Any]:
+    """The query's filters that are set, as the parameters of ``_filters``."""
+    values: dict[str, Any] = {
+        "status": query.status_filter.value if query.status_filter is not None else None,
+        "date_from": query.date_from,
+        "date_to": query.date_to,
+        "min_score": query.min_score,
+        "pattern": f"%{escape_like(query.search_term)}%" if query.search_term else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+_FILTERS: dict[str, ColumnElement[bool]] = {
+    "status": EditSession.status == bindparam("status"),
+    "date_from": EditSession.created_at >= bindparam("date_from", type_=SESSIONS.c.created_at.type),
+    "date_to": EditSession.created_at <= bindparam("date_to", type_=SESSIONS.c.created_at.type),
+    "min_score": EditSession.final_alignment_score >= bindparam("min_score"),
+    "pattern": EditSession.image_path.ilike(bindparam("pattern"), escape="\\")
+    | EditSession.naive_prompt.ilike(bindparam("pattern"), escape="\\"),
+}
+
+
+def _filters(values: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    return [_FILTERS[name] for name in values]
+
+
+# One prepared statement per combination of filters, order and dialect: at most 2^5 x 4 x 2 of them.
+_HISTORY: dict[tuple[frozenset[str], OrderBy, str], Prepared] = {}
+
+
+def _history(query: HistoryQuery, dialect: str) -> tuple[Prepared, dict[str, Any]]:
+    values = _filter_values(query)
+    key = (frozenset(values), query.order_by, dialect)
+    if (prepared := _HISTORY.get(key)) is None:
+        prepared = _HISTORY[key] = Prepared(
+            select(*_SUMMARY_COLUMNS)
+            .where(*_filters(values))
+            .order_by(*ordering(query.order_by, dialect))
+            .limit(bindparam("limit", type_=Integer))
+            .offset(bindparam("offset", type_=Integer))
         )
-    return filters
+    return prepared, {**values, "limit": query.limit, "offset": query.offset}
 
 
 _CHILD_FIELDS = {"prompts", "entities", "validations", "user_feedback", "feedback"}

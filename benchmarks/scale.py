@@ -1,0 +1,184 @@
+"""How edi-storage's costs grow from thousands to millions of sessions (``make bench-scale``).
+
+For each size: an export of N twelve-row session graphs is written as JSON Lines and loaded with
+``edi-storage import`` in a child process (its progress bar on stderr, its peak memory read from the
+kernel); then, on that database, edi-storage and hand-written sqlite3 (on the same file, alternating)
+load random graphs, query history, compute statistics and save single sessions. Last, a copy of the
+largest database is taken down to revision 0001 and ``alembic upgrade head`` is timed on it.
+
+    python benchmarks/scale.py [--sizes 10000,1000000] [--audit] [--work DIR]
+
+Printed: one table per size, then growth (largest / smallest) and the upgrade time; written to
+benchmarks/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import Raw, graphs, p50, timed
+
+from edi_storage import Storage
+from edi_storage.testing import seed
+
+RESULTS = Path(__file__).with_name("results")
+BIN = Path(sys.executable).parent
+TEMPLATES = 1000
+MIXES: list[dict[str, Any]] = [
+    {"status_filter": "completed", "min_score": 0.7},
+    {"search_term": "sky"},
+    {"status_filter": "failed"},
+    {},
+]
+
+
+def write_export(path: Path, count: int) -> None:
+    """``count`` distinct graphs (ids and creation times vary over a thousand factory templates),
+    streamed to disk so that generating a million needs no more memory than a thousand."""
+    templates = graphs(TEMPLATES)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(count):
+            data = {
+                **templates[i % TEMPLATES],
+                "id": f"scale-{i:08d}",
+                "created_at": (start + timedelta(seconds=30 * i)).isoformat(),
+            }
+            out.write(json.dumps({"kind": "session", "data": data}) + "\n")
+
+
+def run_import(db: Path, export: Path, audit: bool) -> dict[str, float]:
+    """``edi-storage import`` in a child process: seconds, and its peak resident memory in MB."""
+    command = [str(BIN / "edi-storage"), "--url", f"sqlite:///{db}", "import", str(export)]
+    if not audit:
+        command.append("--no-audit")
+    start = time.perf_counter()
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"import failed with status {status}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024}  # ru_maxrss is in KiB on Linux
+
+
+def measure(db: Path, count: int, rng: random.Random, samples: int) -> dict[str, dict[str, float]]:
+    storage = Storage(f"sqlite:///{db}")
+    raw = Raw(db)
+    results: dict[str, dict[str, float]] = {}
+    edi_s, raw_s = [], []
+    for _ in range(samples):
+        sid = f"scale-{rng.randrange(count):08d}"
+        edi_s.append(timed(lambda sid=sid: storage.sessions.load_session(sid)))  # type: ignore[misc]
+        raw_s.append(timed(lambda sid=sid: raw.load(sid)))  # type: ignore[misc]
+    results["load full graph p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    edi_s, raw_s = [], []
+    for i in range(samples):
+        query = MIXES[i % len(MIXES)]
+        edi_s.append(timed(lambda q=query: storage.sessions.query_history(limit=50, **q)))  # type: ignore[misc]
+        raw_s.append(timed(lambda q=query: raw.history(q)))  # type: ignore[misc]
+    results["query_history p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    edi_s = [timed(storage.sessions.get_statistics) for _ in range(5)]
+    raw_s = [timed(raw.statistics) for _ in range(5)]
+    results["get_statistics p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    # single saves into the large database: both sides fire the same audit triggers
+    fresh = graphs(samples)
+    theirs = [{**g, "id": str(uuid.uuid4())} for g in graphs(samples)]
+    edi_t = raw_t = 0.0
+    for mine, other in zip(fresh, theirs, strict=True):
+        edi_t += timed(lambda m=mine: storage.sessions.save_session(m))  # type: ignore[misc]
+        raw_t += timed(lambda o=other: raw.save([o]))  # type: ignore[misc]
+    results["single save (sessions/s)"] = {"edi": samples / edi_t, "raw": samples / raw_t}
+    storage.maintenance.checkpoint()
+    storage.close()
+    raw.conn.close()
+    for r in results.values():
+        r["ratio"] = r["edi"] / r["raw"]
+    return results
+
+
+def upgrade_from_first_revision(db: Path, work: Path) -> dict[str, float]:
+    """A copy of ``db`` down to revision 0001, then the timed ``alembic upgrade head`` a user runs."""
+    copy = work / "upgrade.db"
+    shutil.copyfile(db, copy)
+    env = {**os.environ, "EDI_STORAGE_URL": f"sqlite:///{copy}"}
+    alembic = str(BIN / "alembic")
+    root = Path(__file__).resolve().parents[1]
+    down = timed(lambda: subprocess.run([alembic, "downgrade", "0001"], env=env, cwd=root, check=True))
+    up = timed(lambda: subprocess.run([alembic, "upgrade", "head"], env=env, cwd=root, check=True))
+    copy.unlink()
+    return {"downgrade to 0001 (s)": down, "upgrade 0001 -> head (s)": up}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="10000,1000000", help="comma-separated session counts")
+    parser.add_argument("--samples", type=int, default=300, help="loads, queries and saves per size")
+    parser.add_argument("--audit", action="store_true", help="record the import in the audit trail")
+    parser.add_argument("--work", type=Path, help="directory for the databases (default: a temp dir)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results go")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = args.work or Path(tempfile.mkdtemp(prefix="edi-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    seed(args.seed)
+    rng = random.Random(args.seed)
+    report: dict[str, Any] = {"args": {**vars(args), "work": str(work)}, "sizes": {}}
+    db = work / "none.db"
+    for count in sizes:
+        export, db = work / f"export-{count}.jsonl", work / f"scale-{count}.db"
+        db.unlink(missing_ok=True)
+        started = time.perf_counter()
+        write_export(export, count)
+        print(f"\n{count:,} sessions: export written in {time.perf_counter() - started:.0f} s", flush=True)
+        imported = run_import(db, export, args.audit)
+        export.unlink()
+        results = measure(db, count, rng, args.samples)
+        size = db.stat().st_size
+        report["sizes"][count] = {
+            "import": {**imported, "sessions/s": count / imported["seconds"]},
+            "bytes per session": size / count,
+            "database MB": size / 2**20,
+            "results": results,
+        }
+        print(
+            f"import: {imported['seconds']:.0f} s ({count / imported['seconds']:,.0f} sessions/s), "
+            f"peak memory {imported['peak_mb']:.0f} MB; database {size / 2**20:,.0f} MB, "
+            f"{size / count:,.0f} bytes per session"
+        )
+        print(f"{'operation':<28} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}")
+        for name, r in results.items():
+            print(f"{name:<28} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x")
+    if len(sizes) > 1:
+        small, large = report["sizes"][sizes[0]]["results"], report["sizes"][sizes[-1]]["results"]
+        growth = {name: large[name]["edi"] / small[name]["edi"] for name in small}
+        report["growth"] = growth
+        print(f"\ngrowth {sizes[0]:,} -> {sizes[-1]:,} sessions (edi-storage, larger / smaller):")
+        for name, factor in growth.items():
+            print(f"  {name:<28} {factor:.2f}x")
+    report["upgrade"] = upgrade_from_first_revision(db, work)
+    print(
+        f"\non the {sizes[-1]:,}-session database: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in report["upgrade"].items())
+    )
+    args.results.mkdir(parents=True, exist_ok=True)
+    (args.results / "scale.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"results in {args.results / 'scale.json'}; databases in {work}")
+
+
+if __name__ == "__main__":
+    main()
