@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: install demo test test-postgres lint check-migrations migrate bench bench-scale bench-smoke docs wheel-check clean
+.PHONY: install demo test test-postgres lint check-migrations migrate bench bench-scale bench-smoke test-reliability soak docs wheel-check clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: install  ## the SQLite suite (in-memory and temporary files; no server nee
 
 test-postgres: install  ## the same suite on SQLite and on the PostgreSQL server at PG_URL
 	EDI_STORAGE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -q
+
+test-reliability: install  ## every load, fault and bad-input scenario, on SQLite and PostgreSQL
+	EDI_STORAGE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -q tests/reliability -m 'not soak'
+
+soak: install  ## the 60 s mixed-load soak (memory flat, no connection leak)
+	EDI_STORAGE_TEST_POSTGRES_URL=$(PG_URL) $(BIN)/pytest -q tests/reliability -m soak
 
 lint: install  ## ruff (lint + format) and mypy --strict
 	$(BIN)/ruff check .

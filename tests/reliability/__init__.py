@@ -1,0 +1,1 @@
+"""Load, faults and bad input: see docs/reliability.md."""
