@@ -130,6 +130,9 @@ def main() -> None:
     parser.add_argument("--audit", action="store_true", help="record the import in the audit trail")
     parser.add_argument("--work", type=Path, help="directory for the databases (default: a temp dir)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure the databases a previous run left in --work again"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON results go")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -141,25 +144,31 @@ def main() -> None:
     db = work / "none.db"
     for count in sizes:
         export, db = work / f"export-{count}.jsonl", work / f"scale-{count}.db"
-        db.unlink(missing_ok=True)
-        started = time.perf_counter()
-        write_export(export, count)
-        print(f"\n{count:,} sessions: export written in {time.perf_counter() - started:.0f} s", flush=True)
-        imported = run_import(db, export, args.audit)
-        export.unlink()
+        imported: dict[str, float] = {}
+        if not (args.reuse and db.exists()):
+            db.unlink(missing_ok=True)
+            started = time.perf_counter()
+            write_export(export, count)
+            print(
+                f"\n{count:,} sessions: export written in {time.perf_counter() - started:.0f} s", flush=True
+            )
+            imported = run_import(db, export, args.audit)
+            export.unlink()
+            imported["sessions/s"] = count / imported["seconds"]
         results = measure(db, count, rng, args.samples)
         size = db.stat().st_size
         report["sizes"][count] = {
-            "import": {**imported, "sessions/s": count / imported["seconds"]},
+            "import": imported,
             "bytes per session": size / count,
             "database MB": size / 2**20,
             "results": results,
         }
-        print(
-            f"import: {imported['seconds']:.0f} s ({count / imported['seconds']:,.0f} sessions/s), "
-            f"peak memory {imported['peak_mb']:.0f} MB; database {size / 2**20:,.0f} MB, "
-            f"{size / count:,.0f} bytes per session"
-        )
+        if imported:
+            print(
+                f"import: {imported['seconds']:.0f} s ({imported['sessions/s']:,.0f} sessions/s), "
+                f"peak memory {imported['peak_mb']:.0f} MB"
+            )
+        print(f"{count:,} sessions: database {size / 2**20:,.0f} MB, {size / count:,.0f} bytes per session")
         print(f"{'operation':<28} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}")
         for name, r in results.items():
             print(f"{name:<28} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x")
