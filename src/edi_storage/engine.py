@@ -21,12 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.pool import StaticPool
 
 from edi_storage.errors import DatabaseUnavailable
 
 # Execution option that marks a connection as a writer's: its transaction starts with BEGIN IMMEDIATE.
 WRITE_INTENT = "edi_storage_write"
+# SQLite's primary result code for "attempt to write a readonly database"; the extended codes
+# (SQLITE_READONLY_DIRECTORY, ..._CANTINIT, ...) share its low byte.
+SQLITE_READONLY = 8
 
 
 def is_sqlite(url: URL) -> bool:
@@ -103,6 +107,15 @@ def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_INTENT, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # SQLite decides when it opens a file whether the connection may write: one opened while the
+        # file was read-only stays read-only after the file is made writable again. Such connections
+        # are dropped like disconnected ones, so that the next call opens the file afresh.
+        code = getattr(context.original_exception, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF == SQLITE_READONLY and sqlite_file(engine.url) is not None:
+            context.is_disconnect = True
 
 
 def ensure_wal(engine: Engine) -> None:
