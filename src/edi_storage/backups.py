@@ -98,7 +98,9 @@ def backup_postgres(url: URL, directory: Path) -> Backup:
         )
     directory.mkdir(parents=True, exist_ok=True)
     taken_at = datetime.now(UTC)
-    target = directory / backup_name(str(url.database), taken_at, "dump")
+    # A database's name may hold '/' and '..' (PostgreSQL allows any quoted name): never a path here.
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(url.database)).lstrip(".") or "database"
+    target = directory / backup_name(stem, taken_at, "dump")
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     result = subprocess.run(
         [pg_dump, "--format=custom", f"--file={target}", f"--dbname={conninfo}"],

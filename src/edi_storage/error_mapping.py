@@ -50,7 +50,19 @@ def translate(error: sa_exc.DBAPIError) -> StorageError:
     message = str(error.orig)
     lowered = message.lower()
     code = _pg_code(error)
+    if "error binding parameter" in lowered or "cannot adapt type" in lowered:  # sqlite3, psycopg
+        return InvalidInput(
+            [FieldError("input", f"holds a value the database cannot store: {message}", UNKNOWN)]
+        )
+    if "cannot contain nul" in lowered:  # psycopg, for text parameters PostgreSQL cannot hold
+        return InvalidInput([FieldError("input", "must not contain NUL characters", UNKNOWN)])
+    if code is not None and code.startswith("22") and code != "22012":  # a data exception: the value
+        return InvalidInput([FieldError("input", f"holds a value the database refuses: {message}", UNKNOWN)])
     if isinstance(error, sa_exc.IntegrityError):
+        if "datatype mismatch" in lowered:  # SQLite: text where an INTEGER PRIMARY KEY goes
+            return InvalidInput(
+                [FieldError("input", "holds a value of the wrong type for its column", UNKNOWN)]
+            )
         if match := _CHECK.search(message):
             field = _check_field(match.group(1))
             reason = f"violates the database constraint {match.group(1)}"
@@ -78,3 +90,21 @@ def database_errors() -> Iterator[None]:
         yield
     except sa_exc.DBAPIError as error:
         raise translate(error) from error
+    except sa_exc.StatementError as error:
+        # A column type could not convert a parameter (a dict for a boolean, a list for a time): the
+        # caller's value, refused before the statement reached the database.
+        if not isinstance(error.orig, TypeError | ValueError | AttributeError | OverflowError):
+            raise
+        reason = f"holds a value its column cannot take ({error.orig})"
+        raise InvalidInput([FieldError("input", reason, UNKNOWN)]) from error
+    except (OverflowError, UnicodeEncodeError) as error:
+        # Raised by the driver while binding: an integer past 64 bits (sqlite3 does not wrap it), text
+        # with a lone surrogate (no driver can encode it). Neither says which parameter it was.
+        if isinstance(error, OverflowError) and "SQLite INTEGER" not in str(error):
+            raise
+        reason = (
+            "holds a whole number too large for the database (more than 64 bits)"
+            if isinstance(error, OverflowError)
+            else "holds text that is not valid Unicode (a lone surrogate)"
+        )
+        raise InvalidInput([FieldError("input", reason, UNKNOWN)]) from error

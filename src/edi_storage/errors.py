@@ -6,6 +6,7 @@ are wrapped with the original kept as ``__cause__``, never swallowed.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,12 @@ class _Unknown:
 
 UNKNOWN: Any = _Unknown()
 
+# The value in a message: cut short when long (a megabyte of text) or deep (JSON nested 5000 levels,
+# which repr() itself cannot print), unchanged otherwise.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 6, 200, 200, 60
+_SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxdict = _SHOWN.maxset = 20
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -50,7 +57,7 @@ class FieldError:
     def __str__(self) -> str:
         if self.value is UNKNOWN:
             return f"{self.field}: {self.message}"
-        return f"{self.field}: {self.message} (got {self.value!r})"
+        return f"{self.field}: {self.message} (got {_SHOWN.repr(self.value)})"
 
 
 class InvalidInput(StorageError, ValueError):

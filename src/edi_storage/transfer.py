@@ -10,6 +10,7 @@ importing the same file twice changes nothing and a round trip compares equal.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -25,7 +26,7 @@ from edi_storage.models import CreationRun, GeneratedImage, LibraryPrompt, Train
 from edi_storage.models.base import UTCDateTime, table_of
 from edi_storage.schemas.common import parse
 from edi_storage.schemas.sessions import SessionCreate
-from edi_storage.storage import Storage
+from edi_storage.storage import Storage, UnitOfWork
 
 BATCH = 500
 # kind -> (table, conflict target); in dependency order
@@ -49,7 +50,14 @@ def _decode(table: Table, data: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput.single(
             f"{table.name}.{sorted(unknown)[0]}", "is not a column of this release", None
         )
-    return {k: (base64.b64decode(v) if k in BINARY and v is not None else v) for k, v in data.items()}
+    decoded = dict(data)
+    for key in BINARY & set(data):
+        if data[key] is not None:
+            try:
+                decoded[key] = base64.b64decode(data[key], validate=True)
+            except (ValueError, TypeError):  # binascii.Error is a ValueError
+                raise InvalidInput.single(f"{table.name}.{key}", "is not base64", data[key]) from None
+    return decoded
 
 
 def export_all(storage: Storage, out: IO[str], progress: Progress | None = None) -> dict[str, int]:
@@ -85,7 +93,10 @@ def read_records(lines: IO[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise InvalidInput.single(f"line {number}", f"is not JSON ({error.msg})", line[:80]) from None
-        if not isinstance(record, dict) or record.get("kind") not in {*ROW_KINDS, "session"}:
+        except RecursionError:
+            raise InvalidInput.single(f"line {number}", "is nested too deeply", line[:80]) from None
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if not isinstance(kind, str) or kind not in {*ROW_KINDS, "session"}:
             raise InvalidInput.single(f"line {number}.kind", "must be one of the exported kinds", record)
         if not isinstance(record.get("data"), dict):
             raise InvalidInput.single(f"line {number}.data", "must be an object", record.get("data"))
@@ -98,40 +109,43 @@ def import_all(
     """Load an export in two streaming passes, so memory holds one batch whatever the file's size.
 
     The first pass validates every record and writes nothing: a bad line anywhere leaves the database
-    untouched. The second writes batches of ``BATCH`` records, each in one transaction, row kinds before
-    sessions (the order export writes them in, and the order their references need).
+    untouched. The second writes batches of ``BATCH`` records, row kinds before sessions (the order
+    export writes them in, and the order their references need), all in one transaction: a record only
+    the database can refuse (a filename another image holds, a run that does not exist) leaves nothing
+    of the file behind either.
     """
     step = progress or (lambda _kind, _n: None)
-    with source.open(encoding="utf-8") as lines:
-        for number, kind, data in read_records(lines):
-            if kind == "session":
-                parse(SessionCreate, data, prefix=f"line {number}.")
-            else:
-                _typed(ROW_KINDS[kind][0], _decode(ROW_KINDS[kind][0], data))
+    try:
+        with source.open(encoding="utf-8") as lines:
+            for number, kind, data in read_records(lines):
+                if kind == "session":
+                    parse(SessionCreate, data, prefix=f"line {number}.")
+                else:
+                    _typed(ROW_KINDS[kind][0], _decode(ROW_KINDS[kind][0], data))
+    except UnicodeDecodeError as error:
+        raise InvalidInput.single("file", f"is not UTF-8 text ({error.reason})", str(source)) from None
     counts = dict.fromkeys([*ROW_KINDS, "session"], 0)
     pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in counts}
 
-    def write(kind: str) -> None:
+    def write(uow: UnitOfWork, kind: str) -> None:
         batch, pending[kind] = pending[kind], []
         if not batch:
             return
-        with storage.unit_of_work(audit=audit) as uow:
-            if kind == "session":
-                uow.sessions.batch_save_sessions(batch)
-            else:
-                table, key = ROW_KINDS[kind]
-                _upsert(uow.session, table, key, [_decode(table, data) for data in batch])
+        if kind == "session":
+            uow.sessions.batch_save_sessions(batch)
+        else:
+            table, key = ROW_KINDS[kind]
+            _upsert(uow.session, table, key, [_decode(table, data) for data in batch])
         counts[kind] += len(batch)
         step(kind, len(batch))
 
-    with source.open(encoding="utf-8") as lines:
+    with storage.unit_of_work(audit=audit) as uow, source.open(encoding="utf-8") as lines:
         for _, kind, data in read_records(lines):
             pending[kind].append(data)
             if len(pending[kind]) >= BATCH:
-                write(kind)
-    for kind in counts:
-        write(kind)
-    with storage.unit_of_work() as uow:
+                write(uow, kind)
+        for kind in counts:
+            write(uow, kind)
         _reset_sequences(uow.session)
     return counts
 
@@ -143,7 +157,10 @@ def _upsert(s: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> N
     insert = sqlite.insert if s.get_bind().dialect.name == "sqlite" else postgresql.insert
     statement = insert(table)
     updates = {col.key: statement.excluded[col.key] for col in table.c if col.key != key}
-    s.execute(statement.on_conflict_do_update(index_elements=[table.c[key]], set_=updates), typed)
+    upsert = statement.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)
+    # One executemany per run of rows giving the same columns (a hand-edited file may leave one out).
+    for _, same in itertools.groupby(typed, key=sorted):
+        s.execute(upsert, list(same))
 
 
 def _typed(table: Table, row: dict[str, Any]) -> dict[str, Any]:

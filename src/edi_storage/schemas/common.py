@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -22,7 +23,10 @@ def _no_nul(value: str) -> str:
 
 def _aware_utc(value: datetime) -> datetime:
     """A naive datetime is taken to be UTC; everything comes back aware, in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC: outside what datetime holds
+        raise ValueError("is outside the range of dates that can be stored (years 1 to 9999, UTC)") from None
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -30,9 +34,45 @@ RequiredText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
+# Integer columns are INTEGER: 32 bits on PostgreSQL. Bounding the input to that range refuses a larger
+# number as InvalidInput on both backends, not as a database (PostgreSQL) or driver (SQLite) error.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+Int = Annotated[int, Field(ge=INT_MIN, le=INT_MAX)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=INT_MAX)]
 UTCDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
 JSONObject = dict[str, Any]
+
+
+MAX_JSON_DEPTH = 100  # nesting levels of a JSON value: far past real metadata, far below recursion limits
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    """Every key and string of a JSON object storable on both backends: PostgreSQL's JSON types refuse
+    ``\\u0000`` and lone surrogates (``"\\ud800"``, which JSON text can carry and UTF-8 cannot). JSON has
+    no NaN or infinity (SQLite's JSON functions and PostgreSQL refuse them), and a value nested deeper
+    than ``MAX_JSON_DEPTH`` would overflow the recursion of the JSON encoder."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            _no_nul(item)
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must not contain lone surrogates (invalid Unicode)") from None
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or infinity (JSON has neither)")
+        elif isinstance(item, dict | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"must not nest deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                pending.extend((key, depth) for key in item)
+                item = item.values()
+            pending.extend((child, depth + 1) for child in item)
+    return value
+
+
+JSONInput = Annotated[JSONObject, AfterValidator(_storable_json)]  # a JSON object given as input
 
 
 class InputModel(BaseModel):
@@ -55,10 +95,16 @@ def check_limit(limit: int, *, most: int, field: str = "limit") -> int:
     return limit
 
 
+def _loc_part(part: str | int) -> str:
+    """A key as a field name; quoted when it would not show (``""``, white space, control characters)."""
+    name = str(part)
+    return name if name and name.strip() == name and name.isprintable() else repr(name)
+
+
 def field_errors(error: ValidationError, prefix: str = "") -> list[FieldError]:
     return [
         FieldError(
-            field=prefix + ".".join(str(part) for part in e["loc"])
+            field=prefix + ".".join(_loc_part(part) for part in e["loc"])
             if e["loc"]
             else prefix.rstrip(".") or "input",
             message=e["msg"],

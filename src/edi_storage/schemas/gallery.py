@@ -10,6 +10,8 @@ from pydantic import Field
 from edi_storage.models.gallery import CurationStatus, RunStatus
 from edi_storage.schemas.common import (
     InputModel,
+    Int,
+    JSONInput,
     JSONObject,
     NonNegativeFloat,
     NonNegativeInt,
@@ -29,8 +31,8 @@ class ImageCreate(InputModel):
     source_url: Text | None = None
     source_query: Text | None = None
     model_id: RequiredText
-    generation_params: JSONObject | None = None
-    seed: int | None = None
+    generation_params: JSONInput | None = None
+    seed: Int | None = None
     aesthetic_score: TenPoint | None = None
     clip_score: Score | None = None
     technical_score: Score | None = None
@@ -38,8 +40,8 @@ class ImageCreate(InputModel):
     status: CurationStatus = CurationStatus.PENDING
     is_featured: bool = False
     tags: list[Text] | None = None
-    creation_session_id: int | None = None
-    training_session_id: int | None = None
+    creation_session_id: Int | None = None
+    training_session_id: Int | None = None
 
 
 class ImageOut(OutputModel):
@@ -68,14 +70,14 @@ class ImageOut(OutputModel):
 class TrainingStart(InputModel):
     name: RequiredText
     model_path: RequiredText
-    config: JSONObject | None = None
+    config: JSONInput | None = None
     dataset_size: NonNegativeInt | None = None
 
 
 class TrainingResult(InputModel):
     final_loss: NonNegativeFloat | None = None
     training_time_seconds: NonNegativeFloat | None = None
-    metrics: JSONObject | None = None
+    metrics: JSONInput | None = None
 
 
 class TrainingRunOut(OutputModel):

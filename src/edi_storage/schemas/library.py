@@ -10,10 +10,11 @@ from pydantic import Field, model_validator
 from edi_storage.schemas.common import InputModel, NonNegativeInt, OutputModel, RequiredText, Text
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
+PromptText = Annotated[RequiredText, Field(max_length=20_000)]
 
 
 class RecordPrompt(InputModel):
-    prompt_text: Annotated[RequiredText, Field(max_length=20_000)]
+    prompt_text: PromptText
     model: Text | None = None
     image_path: Text | None = None
     image_data: bytes | None = None

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from edi_storage.models.sessions import FeedbackType, SessionStatus
 from edi_storage.schemas.common import (
     InputModel,
+    JSONInput,
     JSONObject,
     NonNegativeFloat,
     NonNegativeInt,
@@ -30,6 +31,7 @@ from edi_storage.schemas.common import (
 HexColour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
 SessionId = Annotated[RequiredText, Field(max_length=255)]
 BBox = dict[str, float]
+BBoxIn = dict[Text, float]  # keys as text: no NUL, which PostgreSQL's JSON refuses
 
 
 class PromptIn(InputModel):
@@ -39,8 +41,8 @@ class PromptIn(InputModel):
     quality_score: Score | None = None
     generation_time: NonNegativeFloat | None = None
     model_confidence: Score | None = None
-    prompt_metadata: JSONObject | None = None
-    generation_parameters: JSONObject | None = None
+    prompt_metadata: JSONInput | None = None
+    generation_parameters: JSONInput | None = None
     created_at: UTCDatetime | None = None
 
 
@@ -48,13 +50,13 @@ class EntityIn(InputModel):
     entity_id: RequiredText
     label: RequiredText
     confidence: Score
-    bbox: BBox | None = None
+    bbox: BBoxIn | None = None
     mask_path: Text | None = None
     color_hex: HexColour | None = None
     area_percent: Percent | None = None
     embedding_vector: list[float] | None = None
     semantic_label: Text | None = None
-    entity_metadata: JSONObject | None = None
+    entity_metadata: JSONInput | None = None
     quality_score: Score | None = None
 
 
@@ -65,10 +67,10 @@ class ValidationIn(InputModel):
     modified_count: NonNegativeInt | None = None
     unintended_count: NonNegativeInt | None = None
     user_feedback: Text | None = None
-    processing_details: JSONObject | None = None
-    quality_metrics: JSONObject | None = None
-    validation_metadata: JSONObject | None = None
-    user_ratings: JSONObject | None = None
+    processing_details: JSONInput | None = None
+    quality_metrics: JSONInput | None = None
+    validation_metadata: JSONInput | None = None
+    user_ratings: JSONInput | None = None
     created_at: UTCDatetime | None = None
 
 
@@ -76,7 +78,7 @@ class FeedbackIn(InputModel):
     feedback_type: FeedbackType
     comments: Text | None = None
     rating: Annotated[int, Field(ge=1, le=5)] | None = None
-    feedback_metadata: JSONObject | None = None
+    feedback_metadata: JSONInput | None = None
     created_at: UTCDatetime | None = None
 
 
@@ -96,7 +98,7 @@ class SessionCreate(InputModel):
     processing_time: NonNegativeFloat | None = None
     model_version: Text | None = None
     session_tags: list[Text] | None = None
-    session_metadata: JSONObject | None = None
+    session_metadata: JSONInput | None = None
     user_id: Text | None = None
     project_id: Text | None = None
     created_at: UTCDatetime | None = None
@@ -230,7 +232,7 @@ class HistoryQuery(InputModel):
     date_from: UTCDatetime | None = None
     date_to: UTCDatetime | None = None
     min_score: Score | None = None
-    search_term: Text | None = None
+    search_term: Annotated[Text, Field(max_length=1000)] | None = None  # SQLite's LIKE refuses ~50 kB
     order_by: OrderBy = OrderBy.CREATED_DESC
 
     @model_validator(mode="before")

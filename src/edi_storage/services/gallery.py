@@ -94,7 +94,7 @@ class GalleryService(Service):
     @measured("gallery.tag")
     def tag(self, image_id: int, tags: Sequence[str], *, replace: bool = False) -> ImageOut:
         """Add tags (kept in order, no duplicates), or with ``replace=True`` set them."""
-        new_tags = parse(_Tags, {"tags": list(tags)}).tags
+        new_tags = parse(_Tags, {"tags": tags}).tags  # a string is not a list of tags
         with self._tx() as s:
             current = [] if replace else (self._image(s, image_id).tags or [])
             self._update(s, image_id, tags=list(dict.fromkeys([*current, *new_tags])))
@@ -206,7 +206,8 @@ class GalleryService(Service):
     def fail_training(
         self, run_id: int, reason: str, metrics: dict[str, Any] | None = None
     ) -> TrainingRunOut:
-        result = parse(TrainingResult, {"metrics": {**(metrics or {}), "error": reason}})
+        given = parse(TrainingResult, {"metrics": metrics}).metrics or {}
+        result = parse(TrainingResult, {"metrics": {**given, "error": reason}})
         return self._finish_training(run_id, RunStatus.FAILED, {"metrics": result.metrics})
 
     def _finish_training(self, run_id: int, status: RunStatus, values: dict[str, Any]) -> TrainingRunOut:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,9 +242,12 @@ class LibraryService(Service):
         given: both must hold); returns how many. At least one criterion is required."""
         criteria: list[ColumnElement[bool]] = []
         if older_than_days is not None:
-            if older_than_days < 0:
-                raise InvalidInput.single("older_than_days", "must not be negative", older_than_days)
-            criteria.append(LIBRARY.c.last_used_at < utcnow() - timedelta(days=older_than_days))
+            number = isinstance(older_than_days, int | float) and not isinstance(older_than_days, bool)
+            if not number or not older_than_days >= 0:  # not a number, negative, or NaN
+                raise InvalidInput.single(
+                    "older_than_days", "must be a number of days, not negative", older_than_days
+                )
+            criteria.append(LIBRARY.c.last_used_at < _days_ago(older_than_days))
         if without_thumbnail:
             criteria.append(LIBRARY.c.thumbnail_data.is_(None))
         if not criteria:
@@ -253,6 +256,13 @@ class LibraryService(Service):
             )
         with self._tx() as s:
             return int(s.execute(delete(LIBRARY).where(*criteria)).rowcount)  # type: ignore[attr-defined]
+
+
+def _days_ago(days: float) -> datetime:
+    try:
+        return utcnow() - timedelta(days=days)
+    except OverflowError:  # further back than a datetime reaches: no prompt was used that long ago
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def encode_cursor(item: LibraryPromptOut) -> str:
@@ -265,5 +275,5 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, ident = raw.rsplit("|", 1)
         return datetime.fromisoformat(stamp), int(ident)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, TypeError):  # UnicodeDecodeError and binascii.Error are ValueErrors
         raise InvalidInput.single("cursor", "is not a cursor this library returned", cursor) from None

@@ -110,6 +110,7 @@ class SessionService(Service):
     @measured("sessions.batch_save_sessions")
     def batch_save_sessions(self, items: Sequence[SessionInput]) -> list[str]:
         """All or nothing: every item is validated before anything is written; errors name the index."""
+        _check_list("items", items)
         errors: list[FieldError] = []
         parsed: list[SessionCreate] = []
         for index, data in enumerate(items):
@@ -178,6 +179,7 @@ class SessionService(Service):
 
     @measured("sessions.add_entities")
     def add_entities(self, session_id: str, entities: Sequence[EntityIn | Mapping[str, Any]]) -> list[int]:
+        _check_list("entities", entities)
         items = [parse(EntityIn, e, prefix=f"[{i}].") for i, e in enumerate(entities)]
         with self._tx() as s:
             return self._add_children(
@@ -319,6 +321,12 @@ _STATISTICS = Prepared(
         ).label("average"),
     ).group_by(EditSession.status)
 )
+
+
+def _check_list(name: str, value: object) -> None:
+    """A list (or tuple) of items, not one item, a string or nothing; InvalidInput otherwise."""
+    if not isinstance(value, list | tuple):
+        raise InvalidInput.single(name, "must be a list", value)
 
 
 class _StatusUpdate(InputModel):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from edi_storage.errors import InvalidInput
-from edi_storage.schemas.common import InputModel, JSONObject, RequiredText, Text, UTCDatetime, parse
+from edi_storage.schemas.common import InputModel, JSONInput, RequiredText, Text, UTCDatetime, parse
 from edi_storage.schemas.sessions import SessionId
 
 STATE_VERSION = 1
@@ -37,16 +37,18 @@ class SessionState(InputModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    state_version: int = STATE_VERSION
+    # Only this release's version: older files are upgraded by read_state before they get here, and a
+    # state saved with any other number would be a file load() refuses.
+    state_version: Annotated[int, Field(ge=STATE_VERSION, le=STATE_VERSION)] = STATE_VERSION
     session_id: SessionId
     current_stage: Stage
     image_path: RequiredText
     naive_prompt: RequiredText
-    scene_analysis: JSONObject = {}
-    intent: JSONObject = {}
-    prompts: dict[str, JSONObject] = {}
+    scene_analysis: JSONInput = {}
+    intent: JSONInput = {}
+    prompts: dict[str, JSONInput] = {}
     edited_image_path: Text | None = None
-    validation: JSONObject = {}
+    validation: JSONInput = {}
     last_updated: UTCDatetime | None = None
 
 
@@ -60,6 +62,8 @@ UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _from_refe
 
 def read_state(data: Mapping[str, Any]) -> SessionState:
     """A state from any version this release knows; InvalidInput names the field that is wrong."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput.single("input", "must be a JSON object (a session state)", data)
     current = dict(data)
     version = current.get("state_version", 0)
     if not isinstance(version, int) or version < 0:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from edi_storage.errors import InvalidInput
 from edi_storage.models.sessions import SessionStatus
+from edi_storage.schemas.common import parse
 from edi_storage.schemas.sessions import SessionCreate, SessionDetail
 from edi_storage.state.model import STATE_VERSION, SessionState, Stage
 
@@ -38,6 +40,9 @@ def state_to_session(state: SessionState) -> SessionCreate:
             }
         )
     scene = dict(state.scene_analysis)
+    given = scene.pop("entities", [])
+    if not isinstance(given, list) or not all(isinstance(e, dict) for e in given):
+        raise InvalidInput.single("scene_analysis.entities", "must be a list of objects", given)
     entities = [
         {
             "entity_id": e.get("id", e.get("entity_id")),
@@ -45,7 +50,7 @@ def state_to_session(state: SessionState) -> SessionCreate:
             "entity_metadata": {k: v for k, v in e.items() if k not in {"id", "entity_id", *ENTITY_FIELDS}}
             or None,
         }
-        for e in scene.pop("entities", [])
+        for e in given
     ]
     validation = dict(state.validation)
     score = validation.pop("score", None)
@@ -64,7 +69,8 @@ def state_to_session(state: SessionState) -> SessionCreate:
             "edited_image_path": state.edited_image_path,
         }
     }
-    return SessionCreate.model_validate(
+    return parse(
+        SessionCreate,
         {
             "id": state.session_id,
             "image_path": state.image_path,
@@ -75,7 +81,7 @@ def state_to_session(state: SessionState) -> SessionCreate:
             "prompts": prompts,
             "entities": entities,
             "validations": validations,
-        }
+        },
     )
 
 

@@ -48,6 +48,8 @@ def load_state_file(path: Path) -> SessionState:
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise StateFileError(path, f"not valid JSON ({error})") from error
+    except RecursionError:
+        raise StateFileError(path, "nested too deeply to be a session state") from None
     if not isinstance(data, dict):
         raise StateFileError(path, f"expected a JSON object, found {type(data).__name__}")
     try:
@@ -85,7 +87,7 @@ class StateStore:
     def path_for(self, session_id: str) -> Path:
         if SAFE_NAME.fullmatch(session_id):
             return self.directory / f"{session_id}{SUFFIX}"
-        digest = hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:40]
+        digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return self.directory / f"_{digest}{SUFFIX}"
 
     def save(self, state: SessionState) -> Path:
