@@ -13,6 +13,7 @@ for a wrong command line). Anything else is a bug, and its traceback is worth se
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -1274,3 +1275,43 @@ def files(
         )
     cli.out.print(Text(f"{len(report.missing)} missing, {len(report.orphans)} orphans; "
                        f"to delete these orphans: --delete-orphans {report.token}"))  # fmt: skip
+
+
+# -- the HTTP API ----------------------------------------------------------------------------------
+API_EXTRA = "pip install 'edi-storage[api]'"
+API_MODULES = ("fastapi", "uvicorn", "python_multipart")
+
+
+def missing_api_modules() -> list[str]:
+    """The modules of the ``api`` extra that cannot be imported (imported here, only for ``serve``)."""
+    missing = []
+    for name in API_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+@command()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="The TCP port.")] = 8000,
+) -> None:
+    """Serve the HTTP API (/api/sessions, /api/prompts, /api/gallery; OpenAPI at /docs) with uvicorn."""
+    cli: Cli = ctx.obj
+    if missing := missing_api_modules():
+        cli.err.print(
+            Text(f"error: the HTTP API needs the api extra ({', '.join(missing)} missing): {API_EXTRA}",
+                 style="red"),
+            soft_wrap=True,
+        )  # fmt: skip
+        raise typer.Exit(1)
+    import uvicorn
+
+    from edi_storage.api import create_app
+
+    application = create_app(url=cli.url)  # opened here (errors end as one line), closed at shutdown
+    cli.err.print(Text(f"serving {application.title} on http://{host}:{port} (OpenAPI at /docs)"))
+    uvicorn.run(application, host=host, port=port)

@@ -1,0 +1,143 @@
+"""``/api/sessions``: editing sessions, their history and their steps, one service call each."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
+
+from edi_storage.api.errors import StorageRoute, responses
+from edi_storage.api.models import CreatedRow, CreatedRows, CreatedSession, StatusChange
+from edi_storage.errors import InvalidInput, NotFound
+from edi_storage.schemas.sessions import (
+    EntityIn,
+    FeedbackIn,
+    HistoryQuery,
+    PromptIn,
+    SessionCreate,
+    SessionDetail,
+    SessionId,
+    SessionStatistics,
+    SessionSummary,
+    ValidationIn,
+)
+from edi_storage.storage import Storage
+
+NO_CONTENT = status.HTTP_204_NO_CONTENT
+
+
+# A session id as a path segment: no "/", and not "." or ".." (URLs resolve those as dot-segments, so a
+# request for them never reaches the route). Any other id the service accepts can be addressed.
+PathSessionId = Annotated[SessionId, Field(pattern=r"^([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)$")]
+
+
+def router(storage: Storage) -> APIRouter:
+    api = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=StorageRoute)
+
+    @api.get("/", response_model=list[SessionSummary], responses=responses(422))
+    def history(query: Annotated[HistoryQuery, Query()]) -> list[SessionSummary]:
+        """Sessions without their children, filtered (the filters combine with AND) and ordered."""
+        return storage.sessions.query_history(
+            limit=query.limit,
+            offset=query.offset,
+            status_filter=query.status_filter,
+            date_from=query.date_from,
+            date_to=query.date_to,
+            min_score=query.min_score,
+            search_term=query.search_term,
+            order_by=query.order_by,
+        )
+
+    @api.post(
+        "/",
+        response_model=CreatedSession,
+        status_code=status.HTTP_201_CREATED,
+        responses=responses(409, 422, 507),
+    )
+    def create(session: SessionCreate) -> CreatedSession:
+        """Store a whole session graph; a new id is assigned unless one is given (an existing id is
+        replaced, as with PUT)."""
+        return CreatedSession(id=storage.sessions.save_session(session))
+
+    @api.get("/statistics", response_model=SessionStatistics, responses=responses())
+    def statistics() -> SessionStatistics:
+        """Sessions per status, the completed ones' average score, the success rate."""
+        return storage.sessions.get_statistics()
+
+    @api.get("/{session_id}", response_model=SessionDetail, responses=responses(404, 422))
+    def load(session_id: PathSessionId) -> SessionDetail:
+        """The whole graph: prompts, entities, validations and feedback."""
+        detail = storage.sessions.load_session(session_id)
+        if detail is None:
+            raise NotFound("session", session_id)
+        return detail
+
+    @api.put("/{session_id}", response_model=CreatedSession, responses=responses(409, 422, 507))
+    def replace(session_id: PathSessionId, session: SessionCreate) -> CreatedSession:
+        """Create the session with this id, or replace it whole (its children too). The body's ``id``
+        may be left out; if given it must be the path's."""
+        if session.id is not None and session.id != session_id:
+            raise InvalidInput.single(
+                "id", f"must be the id in the path ({session_id!r}) or absent", session.id
+            )
+        return CreatedSession(id=storage.sessions.save_session(session.model_copy(update={"id": session_id})))
+
+    @api.patch(
+        "/{session_id}/status",
+        status_code=NO_CONTENT,
+        response_class=Response,
+        responses=responses(404, 422, 507),
+    )
+    def update_status(session_id: PathSessionId, change: StatusChange) -> None:
+        """Set the status, and the final alignment score when given."""
+        storage.sessions.update_session_status(session_id, change.status, change.final_alignment_score)
+
+    @api.delete(
+        "/{session_id}", status_code=NO_CONTENT, response_class=Response, responses=responses(404, 422, 507)
+    )
+    def delete(session_id: PathSessionId) -> None:
+        """Delete the session and everything under it."""
+        storage.sessions.delete_session(session_id)
+
+    @api.post(
+        "/{session_id}/prompts",
+        response_model=CreatedRow,
+        status_code=status.HTTP_201_CREATED,
+        responses=responses(404, 422, 507),
+    )
+    def add_prompt(session_id: PathSessionId, prompt: PromptIn) -> CreatedRow:
+        """Add one prompt iteration."""
+        return CreatedRow(id=storage.sessions.add_prompt_iteration(session_id, prompt))
+
+    @api.post(
+        "/{session_id}/entities",
+        response_model=CreatedRows,
+        status_code=status.HTTP_201_CREATED,
+        responses=responses(404, 422, 507),
+    )
+    def add_entities(session_id: PathSessionId, entities: list[EntityIn]) -> CreatedRows:
+        """Add detected entities; their ids in the order given."""
+        return CreatedRows(ids=storage.sessions.add_entities(session_id, entities))
+
+    @api.post(
+        "/{session_id}/validations",
+        response_model=CreatedRow,
+        status_code=status.HTTP_201_CREATED,
+        responses=responses(404, 422, 507),
+    )
+    def record_validation(session_id: PathSessionId, validation: ValidationIn) -> CreatedRow:
+        """Record one validation attempt."""
+        return CreatedRow(id=storage.sessions.record_validation(session_id, validation))
+
+    @api.post(
+        "/{session_id}/feedback",
+        response_model=CreatedRow,
+        status_code=status.HTTP_201_CREATED,
+        responses=responses(404, 422, 507),
+    )
+    def record_feedback(session_id: PathSessionId, feedback: FeedbackIn) -> CreatedRow:
+        """Record the user's feedback."""
+        return CreatedRow(id=storage.sessions.record_feedback(session_id, feedback))
+
+    return api
