@@ -211,6 +211,61 @@ class Raw:
         return {"total": total, "breakdown": {r[0]: r[1] for r in rows}}
 
 
+# query_history filter mixes: status + min score, search term, status alone, none
+MIXES: list[dict[str, Any]] = [
+    {"status_filter": "completed", "min_score": 0.7},
+    {"search_term": "sky"},
+    {"status_filter": "failed"},
+    {},
+]
+
+
+def measure_reads(
+    storage: Storage,
+    raw: Raw,
+    edi_ids: list[str],
+    raw_ids: list[str],
+    rng: random.Random,
+    loads: int,
+    queries: int,
+    statistics_runs: int,
+) -> dict[str, dict[str, float]]:
+    """Load p50 (random graphs: ``edi_ids[k]`` on one side, ``raw_ids[k]`` on the other), history p50
+    over the filter mixes and statistics p50, each side alternating with the other."""
+    results: dict[str, dict[str, float]] = {}
+    edi_s, raw_s = [], []
+    for _ in range(loads):
+        k = rng.randrange(len(raw_ids))
+        edi_s.append(timed(lambda k=k: storage.sessions.load_session(edi_ids[k])))  # type: ignore[misc]
+        raw_s.append(timed(lambda k=k: raw.load(raw_ids[k])))  # type: ignore[misc]
+    results["load full graph p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    edi_s, raw_s = [], []
+    for i in range(queries):
+        query = MIXES[i % len(MIXES)]
+        edi_s.append(timed(lambda q=query: storage.sessions.query_history(limit=50, **q)))  # type: ignore[misc]
+        raw_s.append(timed(lambda q=query: raw.history(q)))  # type: ignore[misc]
+    results["query_history p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    edi_s = [timed(storage.sessions.get_statistics) for _ in range(statistics_runs)]
+    raw_s = [timed(raw.statistics) for _ in range(statistics_runs)]
+    results["get_statistics p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    return results
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    """Operation, both figures, the ratio (set on each row) and the target where there is one.
+
+    edi-storage / raw: for a rate 1.0x is as fast (higher is better); for a latency 2.0x is twice as
+    slow (lower is better).
+    """
+    print(f"{'operation':<36} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}  target")
+    for name, r in results.items():
+        r["ratio"] = r["edi"] / r["raw"]
+        kind, bound = next((t for key, t in TARGETS.items() if name.startswith(key)), ("", 0.0))
+        met = (r["ratio"] >= bound) if kind == ">=" else (r["ratio"] <= bound)
+        target = f"{kind} {bound}x: {'met' if met else 'NOT met'}" if kind else "-"
+        print(f"{name:<36} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x  {target}")
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -284,40 +339,11 @@ def main() -> None:
     # loads of random full graphs
     edi_ids = [g["id"] for label in pairings for g in singles[label][0] + bulk[label][0]]
     raw_ids = [g["id"] for g in singles["audit off"][1] + bulk["audit off"][1]]
-    edi_s, raw_s = [], []
-    for _ in range(args.loads):
-        k = rng.randrange(len(raw_ids))
-        edi_s.append(timed(lambda k=k: storage.sessions.load_session(edi_ids[k])))  # type: ignore[misc]
-        raw_s.append(timed(lambda k=k: raw.load(raw_ids[k])))  # type: ignore[misc]
-    results["load full graph p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    results |= measure_reads(
+        storage, raw, edi_ids, raw_ids, rng, args.loads, args.queries, statistics_runs=20
+    )
 
-    # query_history with a mix of filters
-    mixes: list[dict[str, Any]] = [
-        {"status_filter": "completed", "min_score": 0.7},
-        {"search_term": "sky"},
-        {"status_filter": "failed"},
-        {},
-    ]
-    edi_s, raw_s = [], []
-    for i in range(args.queries):
-        query = mixes[i % len(mixes)]
-        edi_s.append(timed(lambda q=query: storage.sessions.query_history(limit=50, **q)))  # type: ignore[misc]
-        raw_s.append(timed(lambda q=query: raw.history(q)))  # type: ignore[misc]
-    results["query_history p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
-
-    edi_s = [timed(storage.sessions.get_statistics) for _ in range(20)]
-    raw_s = [timed(raw.statistics) for _ in range(20)]
-    results["get_statistics p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
-
-    print(f"{'operation':<36} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}  target")
-    for name, r in results.items():
-        # edi-storage / raw: for a rate 1.0x is as fast (higher is better);
-        # for a latency 2.0x is twice as slow (lower is better).
-        r["ratio"] = r["edi"] / r["raw"]
-        kind, bound = next((t for key, t in TARGETS.items() if name.startswith(key)), ("", 0.0))
-        met = (r["ratio"] >= bound) if kind == ">=" else (r["ratio"] <= bound)
-        target = f"{kind} {bound}x: {'met' if met else 'NOT met'}" if kind else "-"
-        print(f"{name:<36} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x  {target}")
+    print_table(results)
     audited, unaudited = (
         results["bulk save, audited (sessions/s)"],
         results["bulk save, audit off (sessions/s)"],

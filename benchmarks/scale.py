@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import Raw, graphs, p50, timed
+from bench import Raw, graphs, measure_reads, print_table, timed
 
 from edi_storage import Storage
 from edi_storage.testing import seed
@@ -36,12 +36,6 @@ from edi_storage.testing import seed
 RESULTS = Path(__file__).with_name("results")
 BIN = Path(sys.executable).parent
 TEMPLATES = 1000
-MIXES: list[dict[str, Any]] = [
-    {"status_filter": "completed", "min_score": 0.7},
-    {"search_term": "sky"},
-    {"status_filter": "failed"},
-    {},
-]
 
 
 def write_export(path: Path, count: int) -> None:
@@ -76,22 +70,8 @@ def run_import(db: Path, export: Path, audit: bool) -> dict[str, float]:
 def measure(db: Path, count: int, rng: random.Random, samples: int) -> dict[str, dict[str, float]]:
     storage = Storage(f"sqlite:///{db}")
     raw = Raw(db)
-    results: dict[str, dict[str, float]] = {}
-    edi_s, raw_s = [], []
-    for _ in range(samples):
-        sid = f"scale-{rng.randrange(count):08d}"
-        edi_s.append(timed(lambda sid=sid: storage.sessions.load_session(sid)))  # type: ignore[misc]
-        raw_s.append(timed(lambda sid=sid: raw.load(sid)))  # type: ignore[misc]
-    results["load full graph p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
-    edi_s, raw_s = [], []
-    for i in range(samples):
-        query = MIXES[i % len(MIXES)]
-        edi_s.append(timed(lambda q=query: storage.sessions.query_history(limit=50, **q)))  # type: ignore[misc]
-        raw_s.append(timed(lambda q=query: raw.history(q)))  # type: ignore[misc]
-    results["query_history p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
-    edi_s = [timed(storage.sessions.get_statistics) for _ in range(5)]
-    raw_s = [timed(raw.statistics) for _ in range(5)]
-    results["get_statistics p50 (ms)"] = {"edi": p50(edi_s) * 1000, "raw": p50(raw_s) * 1000}
+    ids = [f"scale-{k:08d}" for k in range(count)]
+    results = measure_reads(storage, raw, ids, ids, rng, samples, samples, statistics_runs=5)
     # single saves into the large database: both sides fire the same audit triggers
     fresh = graphs(samples)
     theirs = [{**g, "id": str(uuid.uuid4())} for g in graphs(samples)]
@@ -103,8 +83,6 @@ def measure(db: Path, count: int, rng: random.Random, samples: int) -> dict[str,
     storage.maintenance.checkpoint()
     storage.close()
     raw.conn.close()
-    for r in results.values():
-        r["ratio"] = r["edi"] / r["raw"]
     return results
 
 
@@ -169,9 +147,7 @@ def main() -> None:
                 f"peak memory {imported['peak_mb']:.0f} MB"
             )
         print(f"{count:,} sessions: database {size / 2**20:,.0f} MB, {size / count:,.0f} bytes per session")
-        print(f"{'operation':<28} {'edi-storage':>12} {'raw sqlite3':>12} {'ratio':>8}")
-        for name, r in results.items():
-            print(f"{name:<28} {r['edi']:>12.2f} {r['raw']:>12.2f} {r['ratio']:>7.2f}x")
+        print_table(results)
     if len(sizes) > 1:
         small, large = report["sizes"][sizes[0]]["results"], report["sizes"][sizes[-1]]["results"]
         growth = {name: large[name]["edi"] / small[name]["edi"] for name in small}
