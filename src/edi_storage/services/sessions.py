@@ -415,7 +415,8 @@ def _loaders(many: bool) -> tuple[Select[Any], dict[str, Select[Any]]]:
 
 
 _LOAD_MANY = _loaders(many=True)
-_LOAD_ONE = (Prepared(_loaders(many=False)[0]), {k: Prepared(v) for k, v in _loaders(many=False)[1].items()})
+_one_session, _one_session_children = _loaders(many=False)
+_LOAD_ONE = (Prepared(_one_session), {key: Prepared(child) for key, child in _one_session_children.items()})
 
 
 def _fetch(
