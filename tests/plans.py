@@ -1,30 +1,61 @@
-"""EXPLAIN QUERY PLAN of the statements a service call really issues (SQLite)."""
+"""Query plans of the statements a service call really issues, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from sqlalchemy import event
 
 from edi_storage import Storage
 
 
-def plans_of(storage: Storage, call: Callable[[], object]) -> list[str]:
-    """Run ``call``, capture its SELECT statements, and return SQLite's plan lines for them."""
-    statements: list[str] = []
+def statements_of(storage: Storage, call: Callable[[], object]) -> list[tuple[str, Any]]:
+    """Run ``call`` and return the SELECT statements it sent to the driver, with their parameters."""
+    seen: list[tuple[str, Any]] = []
 
-    def seen(conn: object, cursor: object, sql: str, *rest: object) -> None:
-        statements.append(sql)
+    def record(conn: object, cursor: object, sql: str, parameters: Any, *rest: object) -> None:
+        if sql.lstrip().upper().startswith("SELECT"):
+            seen.append((sql, parameters))
 
-    event.listen(storage.engine, "before_cursor_execute", seen)
+    event.listen(storage.engine, "before_cursor_execute", record)
     try:
         call()
     finally:
-        event.remove(storage.engine, "before_cursor_execute", seen)
+        event.remove(storage.engine, "before_cursor_execute", record)
+    return seen
+
+
+def plans_of(storage: Storage, call: Callable[[], object]) -> list[str]:
+    """SQLite's EXPLAIN QUERY PLAN lines for every SELECT ``call`` issues, with its real parameters."""
     with storage.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
         return [
             str(row[-1])
-            for sql in statements
-            if sql.lstrip().upper().startswith("SELECT")
-            for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", tuple([None] * sql.count("?")))
+            for sql, parameters in statements_of(storage, call)
+            for row in driver.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)
         ]
+
+
+def postgres_plans_of(storage: Storage, call: Callable[[], object]) -> list[dict[str, Any]]:
+    """PostgreSQL's EXPLAIN (FORMAT JSON) plan tree of every SELECT ``call`` issues."""
+    with storage.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        plans = []
+        for sql, parameters in statements_of(storage, call):
+            with driver.cursor() as cursor:
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", parameters)
+                value = cursor.fetchone()[0]
+                plans.append((json.loads(value) if isinstance(value, str) else value)[0]["Plan"])
+        conn.rollback()
+        return plans
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a PostgreSQL plan tree."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)

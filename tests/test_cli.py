@@ -122,6 +122,8 @@ def history_url(url: str) -> str:
             status=status,
             final_alignment_score=score,
             naive_prompt=prompt,
+            # fixed, so that no random path contains a searched word
+            image_path=f"/photos/{session_id}.jpg",
             created_at=datetime(2026, 1, day, 12, tzinfo=UTC),
         )
         for session_id, status, score, prompt, day in rows
@@ -470,7 +472,7 @@ def test_operations_commands(url: str, tmp_path: Path) -> None:
     for command_name in ("vacuum", "analyze", "checkpoint"):
         assert invoke(command_name, url=url).exit_code == 0
     with sqlite3.connect(restored) as conn:
-        conn.execute("DROP INDEX ix_sessions_created_at")
+        conn.execute("DROP INDEX ix_sessions_created_at_id")
     drifted = invoke("check", url=f"sqlite:///{restored}")
     assert drifted.exit_code == 1 and "NOT healthy" in drifted.stdout
 

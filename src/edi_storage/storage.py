@@ -32,32 +32,41 @@ from edi_storage.services.sessions import SessionService
 
 class UnitOfWork:
     """One transaction: the SQLAlchemy session and the services bound to it (made when first used, as
-    most units of work use one or two of them)."""
+    most units of work use one or two of them).
+
+    The services run every statement through ``session``; before each call, whatever the application
+    changed through the same session is flushed, so both always see the same rows.
+    """
 
     def __init__(self, session: Session, actor: str | None, recorder: QueryRecorder | None = None) -> None:
         self.session = session
         self.actor = actor
         self._recorder = recorder
 
+    @contextmanager
+    def _joined(self, *, readonly: bool = False) -> Iterator[Session]:
+        self.session.flush()
+        yield self.session
+
     @cached_property
     def sessions(self) -> SessionService:
-        return SessionService(session=self.session, recorder=self._recorder)
+        return SessionService(self._joined, self._recorder)
 
     @cached_property
     def audit(self) -> AuditService:
-        return AuditService(session=self.session, recorder=self._recorder)
+        return AuditService(self._joined, self._recorder)
 
     @cached_property
     def maintenance(self) -> MaintenanceService:
-        return MaintenanceService(session=self.session, recorder=self._recorder)
+        return MaintenanceService(self._joined, self._recorder)
 
     @cached_property
     def library(self) -> LibraryService:
-        return LibraryService(session=self.session, recorder=self._recorder)
+        return LibraryService(self._joined, self._recorder)
 
     @cached_property
     def gallery(self) -> GalleryService:
-        return GalleryService(session=self.session, recorder=self._recorder)
+        return GalleryService(self._joined, self._recorder)
 
 
 class Storage:
@@ -104,11 +113,11 @@ class Storage:
             if self.settings.record_query_performance
             else None
         )
-        self.sessions = SessionService(storage=self)
-        self.audit = AuditService(storage=self)
-        self.maintenance = MaintenanceService(storage=self)
-        self.library = LibraryService(storage=self)
-        self.gallery = GalleryService(storage=self)
+        self.sessions = SessionService(self._own_transaction, self.recorder)
+        self.audit = AuditService(self._own_transaction, self.recorder)
+        self.maintenance = MaintenanceService(self._own_transaction, self.recorder, storage=self)
+        self.library = LibraryService(self._own_transaction, self.recorder)
+        self.gallery = GalleryService(self._own_transaction, self.recorder)
 
         status = self.schema_status()
         if status.state is SchemaState.EMPTY or (
@@ -170,6 +179,12 @@ class Storage:
                 reset_audit_context(session)
         if self.recorder is not None:  # after the commit: its own transaction cannot wait on ours
             self.recorder.flush_if_full()
+
+    @contextmanager
+    def _own_transaction(self, *, readonly: bool = False) -> Iterator[Session]:
+        """The session scope of ``storage.<service>`` calls: a unit of work per call."""
+        with self.unit_of_work(readonly=readonly) as uow:
+            yield uow.session
 
     def close(self) -> None:
         if self.recorder is not None:

@@ -173,10 +173,10 @@ def test_check_passes_on_a_healthy_database(tmp_path: Path) -> None:
 def test_check_detects_a_drifted_schema(tmp_path: Path) -> None:
     storage = file_storage(tmp_path)
     with sqlite3.connect(tmp_path / "live.db") as conn:
-        conn.execute("DROP INDEX ix_sessions_created_at")
+        conn.execute("DROP INDEX ix_sessions_created_at_id")
     report = storage.maintenance.check()
     storage.close()
-    assert not report.ok and any("ix_sessions_created_at" in d for d in report.drift)
+    assert not report.ok and any("ix_sessions_created_at_id" in d for d in report.drift)
 
 
 def test_check_detects_a_corrupted_file(tmp_path: Path) -> None:

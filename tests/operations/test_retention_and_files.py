@@ -70,7 +70,7 @@ def test_health_reports_growth_since_the_last_report(tmp_path: Path) -> None:
     storage = Storage(f"sqlite:///{tmp_path / 'h.db'}")
     first = storage.maintenance.health()
     assert first.previous_at is None and first.growth == {}
-    assert first.objects["sessions"] > 0 and "ix_sessions_created_at" in first.objects
+    assert first.objects["sessions"] > 0 and "ix_sessions_created_at_id" in first.objects
     storage.sessions.batch_save_sessions([SessionCreateFactory.build() for _ in range(300)])
     storage.maintenance.checkpoint()
     second = storage.maintenance.health()

@@ -95,12 +95,14 @@ class EditSession(Timestamps, Base):
         CheckConstraint(between("final_alignment_score", 0, 1), name="final_alignment_score"),
         CheckConstraint("processing_time >= 0", name="processing_time"),
         CheckConstraint("length(id) > 0", name="id_not_empty"),
-        # query_history's default order, and the status filter with that order.
-        Index(None, "created_at"),
-        Index(None, "status", "created_at"),
-        # min_score filters and score orderings; get_successful_sessions filters status and sorts by score.
-        Index(None, "final_alignment_score"),
-        Index(None, "status", "final_alignment_score", "created_at"),
+        # Every history ordering ends in its tie-breaker ``id``, and so does its index: a page is read
+        # in index order and stops after ``limit`` rows, however many sessions share a timestamp.
+        # Creation order, alone and under the status filter:
+        Index(None, "created_at", "id"),
+        Index(None, "status", "created_at", "id"),
+        # Score order (and min_score), alone and under the status filter (get_successful_sessions).
+        Index(None, "final_alignment_score", "id"),
+        Index(None, "status", "final_alignment_score", "id"),
     )
 
 

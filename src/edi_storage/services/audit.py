@@ -9,22 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
+from edi_storage.dialects import dialect_of
 from edi_storage.models.audit import AuditEntry, AuditOperation
 from edi_storage.models.base import table_of
 from edi_storage.monitoring import measured
 from edi_storage.schemas.audit import AuditQuery, AuditRecord
 from edi_storage.schemas.common import parse, rows_as
 from edi_storage.services.base import Service
-
-_SQLITE_CONTEXT = text(f"UPDATE {CONTEXT_TABLE} SET actor = :actor, enabled = :enabled WHERE id = 1")
-_PG_CONTEXT = text(
-    "SELECT set_config('edi_storage.actor', :actor, true), "
-    "set_config('edi_storage.audit', CASE WHEN :enabled THEN 'on' ELSE 'off' END, true)"
-)
 
 
 def set_audit_context(session: Session, actor: str | None, enabled: bool) -> bool:
@@ -34,18 +28,16 @@ def set_audit_context(session: Session, actor: str | None, enabled: bool) -> boo
     """
     if actor is None and enabled:
         return False
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(_SQLITE_CONTEXT, {"actor": actor, "enabled": int(enabled)})
-    else:
-        session.execute(_PG_CONTEXT, {"actor": actor or "", "enabled": enabled})
+    statement, params = dialect_of(session).audit_context(actor, enabled)
+    session.execute(statement, params)
     return True
 
 
 def reset_audit_context(session: Session) -> None:
-    """Put SQLite's shared context row back before the commit (PostgreSQL settings end with the
-    transaction by themselves), so that the next writer, whoever it is, starts from the default."""
-    if session.get_bind().dialect.name == "sqlite":
-        session.execute(_SQLITE_CONTEXT, {"actor": None, "enabled": 1})
+    """Put the context back before the commit where it outlives the transaction (SQLite's shared
+    context row), so that the next writer, whoever it is, starts from the default."""
+    if (reset := dialect_of(session).reset_audit_context()) is not None:
+        session.execute(*reset)
 
 
 class AuditService(Service):

@@ -40,6 +40,7 @@ from edi_storage.migrate.state import inspect_schema, unusable
 from edi_storage.models import Base
 from edi_storage.models.base import utcnow
 from edi_storage.models.monitoring import QueryPerformance
+from edi_storage.monitoring import QueryRecorder
 from edi_storage.schemas.maintenance import QueryTypeMetrics
 from edi_storage.schemas.operations import (
     BackupReport,
@@ -50,7 +51,7 @@ from edi_storage.schemas.operations import (
     SizeReport,
     TableSize,
 )
-from edi_storage.services.base import Service
+from edi_storage.services.base import Service, SessionScope
 
 if TYPE_CHECKING:
     from edi_storage.storage import Storage
@@ -82,6 +83,12 @@ def _wal_bytes(database: Path | None) -> int | None:
 
 
 class MaintenanceService(Service):
+    def __init__(
+        self, scope: SessionScope, recorder: QueryRecorder | None = None, *, storage: Storage | None = None
+    ) -> None:
+        super().__init__(scope, recorder)
+        self._storage = storage
+
     def performance_metrics(self, hours: float = 24) -> list[QueryTypeMetrics]:
         """Count, average, max and min SQL time and rows per query type over the last ``hours``.
 

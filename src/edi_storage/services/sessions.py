@@ -1,11 +1,21 @@
 """The session service: the reference design's operations, with typed errors instead of ``False``.
 
-Every method validates its input first (``InvalidInput`` names the field and the value), then writes in
-one transaction: its own, or the unit of work's it was created in. Writes of whole graphs go through
-one path, ``_write_graphs``, for a single save and a batch alike: parents and children are inserted with
-one multi-row statement per table, and a session that already exists is replaced (its children deleted
-and written again), never duplicated. Reads build their output from rows, not ORM objects, and load a
-whole graph in five queries whatever its size.
+Every method validates its input first (``InvalidInput`` names the field and the value), then runs in
+one transaction: its own, or the unit of work's it was created in. Every statement goes through the
+SQLAlchemy ``Session`` as an ORM-enabled statement on the mapped classes, so the application's own ORM
+code and the service never see two truths:
+
+* pending ORM changes are flushed before a service reads or writes (the unit of work's scope flushes,
+  and ORM-enabled statements autoflush);
+* what a service changes is reflected in the identity map: ``update()`` and ``delete()`` synchronise the
+  objects they match, a replaced or deleted session's child objects are evicted, and parents whose
+  children changed have those collections expired.
+
+Whole graphs are written by one path, ``_write_graphs``, for a single save and a batch alike: ORM bulk
+INSERTs (one executemany per table) of new rows, a bulk UPDATE by primary key of replaced sessions, and a
+replaced session's children deleted and written again, never duplicated. Reads that need no entity
+select columns and build the output models from the rows; ``get_edit_session`` hands out the real ORM
+graph for an application that wants objects.
 """
 
 from __future__ import annotations
@@ -16,24 +26,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    BindParameter,
-    ColumnElement,
-    Connection,
-    Integer,
-    Select,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    select,
-    update,
-)
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Select, case, delete, func, insert, inspect, select, update
+from sqlalchemy.orm import InstanceState, Session, selectinload
 
+from edi_storage.dialects import SQLDialect, dialect_of
 from edi_storage.errors import FieldError, InvalidInput, NotFound
-from edi_storage.models.base import table_of, utcnow
+from edi_storage.models.base import utcnow
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
     EditSession,
@@ -58,13 +56,12 @@ from edi_storage.schemas.sessions import (
     ValidationIn,
 )
 from edi_storage.services.base import Service
-from edi_storage.services.prepared import Prepared
 from edi_storage.state.model import SessionState, read_state
 from edi_storage.state.resume import session_to_state, state_to_session
 
 SessionInput = SessionCreate | Mapping[str, Any]
+ChildModel = type[Prompt | Entity | Validation | UserFeedback]
 
-SESSIONS = table_of(EditSession)
 _SUMMARY_COLUMNS = [getattr(EditSession, name) for name in SessionSummary.model_fields]
 _SESSION_FIELDS = (
     "image_path",
@@ -78,16 +75,24 @@ _SESSION_FIELDS = (
     "user_id",
     "project_id",
 )
-# Scores sort with NULLs last on every backend. SQLite already puts NULL last in a descending order,
-# and there the explicit NULLS LAST would keep the index from serving the sort, so it is left out.
-_SQLITE_ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
-    OrderBy.SCORE_DESC: (EditSession.final_alignment_score.desc(), EditSession.id.desc()),
+_CHILD_FIELDS = {"prompts", "entities", "validations", "user_feedback", "feedback"}
+_CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
+# The graph's child collections: output key, model, relationship and the order they load in.
+_CHILDREN: dict[str, tuple[ChildModel, Any, tuple[Any, ...]]] = {
+    "prompts": (Prompt, EditSession.prompts, (Prompt.iteration, Prompt.id)),
+    "entities": (Entity, EditSession.entities, (Entity.id,)),
+    "validations": (Validation, EditSession.validations, (Validation.attempt_number, Validation.id)),
+    "feedback": (UserFeedback, EditSession.feedback, (UserFeedback.created_at, UserFeedback.id)),
 }
-_ORDERINGS: dict[OrderBy, tuple[ColumnElement[Any], ...]] = {
-    OrderBy.CREATED_DESC: (EditSession.created_at.desc(), EditSession.id.desc()),
-    OrderBy.CREATED_ASC: (EditSession.created_at.asc(), EditSession.id.asc()),
-    OrderBy.SCORE_DESC: (EditSession.final_alignment_score.desc().nulls_last(), EditSession.id.desc()),
-    OrderBy.SCORE_ASC: (EditSession.final_alignment_score.asc().nulls_last(), EditSession.id.asc()),
+
+
+def _columns_of(model: type[Any]) -> list[Any]:
+    """Every mapped column attribute of ``model`` (keyed by attribute name: ``Entity.bbox``)."""
+    return [getattr(model, attr.key) for attr in inspect(model).column_attrs]
+
+
+_GRAPH_COLUMNS = {EditSession: _columns_of(EditSession)} | {
+    model: _columns_of(model) for model, _, _ in _CHILDREN.values()
 }
 
 
@@ -144,6 +149,18 @@ class SessionService(Service):
             return [g for start in range(0, len(session_ids), _CHUNK)
                     for g in _load_graphs(s, session_ids[start : start + _CHUNK])]  # fmt: skip
 
+    @measured("sessions.get_edit_session")
+    def get_edit_session(self, session_id: str) -> EditSession | None:
+        """The session as an ORM object with its four child collections loaded (one query each).
+
+        Inside a unit of work it is the identity map's own object, so the application can change it and
+        the change is committed with the rest; the collections stay ``raise_on_sql`` for anything not
+        loaded here. Outside one, the graph is detached but fully loaded.
+        """
+        with self._tx(readonly=True) as s:
+            options = [selectinload(relationship) for _, relationship, _ in _CHILDREN.values()]
+            return s.get(EditSession, session_id, options=options, populate_existing=True)
+
     @measured("sessions.session_ids")
     def session_ids(self, after: str | None = None, limit: int = 1000) -> list[str]:
         """Session ids in id order, after ``after``: keyset pages for walking every session."""
@@ -173,16 +190,15 @@ class SessionService(Service):
     def add_prompt_iteration(self, session_id: str, prompt: PromptIn | Mapping[str, Any]) -> int:
         item = parse(PromptIn, prompt)
         with self._tx() as s:
-            return self._add_children(
-                s, session_id, Prompt, [_prompt_row(session_id, item.model_dump(), utcnow())]
-            )[0]
+            row = _prompt_row(session_id, item.model_dump(), utcnow())
+            return _add_children(s, session_id, Prompt, [row])[0]
 
     @measured("sessions.add_entities")
     def add_entities(self, session_id: str, entities: Sequence[EntityIn | Mapping[str, Any]]) -> list[int]:
         _check_list("entities", entities)
         items = [parse(EntityIn, e, prefix=f"[{i}].") for i, e in enumerate(entities)]
         with self._tx() as s:
-            return self._add_children(
+            return _add_children(
                 s, session_id, Entity, [_entity_row(session_id, e.model_dump()) for e in items]
             )
 
@@ -190,46 +206,36 @@ class SessionService(Service):
     def record_validation(self, session_id: str, validation: ValidationIn | Mapping[str, Any]) -> int:
         item = parse(ValidationIn, validation)
         with self._tx() as s:
-            return self._add_children(
-                s, session_id, Validation, [_validation_row(session_id, item.model_dump(), utcnow())]
-            )[0]
+            row = _validation_row(session_id, item.model_dump(), utcnow())
+            return _add_children(s, session_id, Validation, [row])[0]
 
     @measured("sessions.record_feedback")
     def record_feedback(self, session_id: str, feedback: FeedbackIn | Mapping[str, Any]) -> int:
         item = parse(FeedbackIn, feedback)
         with self._tx() as s:
-            return self._add_children(
-                s, session_id, UserFeedback, [_feedback_row(session_id, item.model_dump(), utcnow())]
-            )[0]
-
-    def _add_children(
-        self, s: Session, session_id: str, model: type[Any], rows: list[dict[str, Any]]
-    ) -> list[int]:
-        _touch(s, session_id)
-        if not rows:
-            return []
-        table = table_of(model)
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(s.execute(statement, rows).scalars())
+            row = _feedback_row(session_id, item.model_dump(), utcnow())
+            return _add_children(s, session_id, UserFeedback, [row])[0]
 
     @measured("sessions.update_session_status")
     def update_session_status(
         self, session_id: str, status: SessionStatus | str, final_alignment_score: float | None = None
     ) -> None:
+        """Set the status (and score); a loaded ``EditSession`` shows the new values at once."""
         query = parse(_StatusUpdate, {"status": status, "final_alignment_score": final_alignment_score})
         values: dict[str, Any] = {"status": query.status.value, "updated_at": utcnow()}
         if query.final_alignment_score is not None:
             values["final_alignment_score"] = query.final_alignment_score
         with self._tx() as s:
-            result = s.execute(update(SESSIONS).where(EditSession.id == session_id).values(values))
-            if result.rowcount == 0:  # type: ignore[attr-defined]
-                raise NotFound("session", session_id)
+            _update_session(s, session_id, values)
 
     @measured("sessions.delete_session")
     def delete_session(self, session_id: str) -> None:
-        """Delete a session; the database's ON DELETE CASCADE removes its children in the same statement."""
+        """Delete a session; the database's ON DELETE CASCADE removes its children in the same statement,
+        and the session's objects, children included, leave the identity map."""
         with self._tx() as s:
-            result = s.execute(delete(SESSIONS).where(EditSession.id == session_id))
+            _evict_children(s, [session_id])
+            statement = delete(EditSession).where(EditSession.id == session_id)
+            result = s.execute(statement, execution_options=_SYNCHRONISE)
             if result.rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("session", session_id)
 
@@ -259,13 +265,8 @@ class SessionService(Service):
                 "order_by": order_by,
             },
         )
-        return self._summaries(query)
-
-    def _summaries(self, query: HistoryQuery) -> list[SessionSummary]:
         with self._tx(readonly=True) as s:
-            connection = s.connection()
-            prepared, params = _history(query, connection.dialect.name)
-            return models_from(SessionSummary, prepared.rows(connection, params))
+            return models_from(SessionSummary, _history(s, query))
 
     @measured("sessions.get_recent_sessions")
     def get_recent_sessions(self, count: int = 10) -> list[SessionSummary]:
@@ -291,15 +292,14 @@ class SessionService(Service):
     def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
         query = parse(HistoryQuery, {"status_filter": status_filter})
         with self._tx(readonly=True) as s:
-            values = _filter_values(query)
-            statement = select(func.count()).select_from(EditSession).where(*_filters(values))
-            return s.scalar(statement, values) or 0
+            statement = select(func.count()).select_from(EditSession).where(*_filters(query, dialect_of(s)))
+            return s.scalar(statement) or 0
 
     @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
         """Counts per status and the completed sessions' average score, in one grouped query."""
         with self._tx(readonly=True) as s:
-            rows = [tuple(row.values()) for row in _STATISTICS.rows(s.connection(), {})]
+            rows = s.execute(_STATISTICS).all()
         breakdown = Counter({status: count for status, count, _ in rows})
         total = sum(breakdown.values())
         average = next((avg for status, _, avg in rows if status == SessionStatus.COMPLETED.value), None)
@@ -312,15 +312,14 @@ class SessionService(Service):
         )
 
 
-_STATISTICS = Prepared(
-    select(
-        EditSession.status,
-        func.count().label("sessions"),
-        func.avg(
-            case((EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score))
-        ).label("average"),
-    ).group_by(EditSession.status)
-)
+_STATISTICS = select(
+    EditSession.status,
+    func.count(),
+    func.avg(case((EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score))),
+).group_by(EditSession.status)
+# ORM update()/delete() set the attributes of (or remove) the objects they match in the identity map,
+# evaluating the WHERE clause in Python rather than reading the rows back.
+_SYNCHRONISE = {"synchronize_session": "evaluate"}
 
 
 def _check_list(name: str, value: object) -> None:
@@ -334,201 +333,179 @@ class _StatusUpdate(InputModel):
     final_alignment_score: Score | None = None
 
 
-def ordering(order_by: OrderBy, dialect: str) -> tuple[ColumnElement[Any], ...]:
-    if dialect == "sqlite" and order_by in _SQLITE_ORDERINGS:
-        return _SQLITE_ORDERINGS[order_by]
-    return _ORDERINGS[order_by]
+# -- history ---------------------------------------------------------------------------------------
+_SCORE_ORDERS = {OrderBy.SCORE_DESC: True, OrderBy.SCORE_ASC: False}
 
 
-def _filter_values(query: HistoryQuery) -> dict[str, Any]:
-    """The query's filters that are set, as the parameters of ``_filters``."""
-    values: dict[str, Any] = {
-        "status": query.status_filter.value if query.status_filter is not None else None,
-        "date_from": query.date_from,
-        "date_to": query.date_to,
-        "min_score": query.min_score,
-        "pattern": f"%{escape_like(query.search_term)}%" if query.search_term else None,
-    }
-    return {name: value for name, value in values.items() if value is not None}
-
-
-_FILTERS: dict[str, ColumnElement[bool]] = {
-    "status": EditSession.status == bindparam("status"),
-    "date_from": EditSession.created_at >= bindparam("date_from", type_=SESSIONS.c.created_at.type),
-    "date_to": EditSession.created_at <= bindparam("date_to", type_=SESSIONS.c.created_at.type),
-    "min_score": EditSession.final_alignment_score >= bindparam("min_score"),
-    "pattern": EditSession.image_path.ilike(bindparam("pattern"), escape="\\")
-    | EditSession.naive_prompt.ilike(bindparam("pattern"), escape="\\"),
-}
-
-
-def _filters(values: Mapping[str, Any]) -> list[ColumnElement[bool]]:
-    return [_FILTERS[name] for name in values]
-
-
-# One prepared statement per combination of filters, order and dialect: at most 2^5 x 4 x 2 of them.
-_HISTORY: dict[tuple[frozenset[str], OrderBy, str], Prepared] = {}
-
-
-def _history(query: HistoryQuery, dialect: str) -> tuple[Prepared, dict[str, Any]]:
-    values = _filter_values(query)
-    key = (frozenset(values), query.order_by, dialect)
-    if (prepared := _HISTORY.get(key)) is None:
-        prepared = _HISTORY[key] = Prepared(
-            select(*_SUMMARY_COLUMNS)
-            .where(*_filters(values))
-            .order_by(*ordering(query.order_by, dialect))
-            .limit(bindparam("limit", type_=Integer))
-            .offset(bindparam("offset", type_=Integer))
+def _filters(query: HistoryQuery, dialect: SQLDialect) -> list[ColumnElement[bool]]:
+    """The WHERE terms of ``query``. Every ordering has an index that serves it together with the
+    status filter; the other range filters are written so that they never take the plan away from that
+    index (walk it in order, stop after ``limit`` matches), rather than range-scan and sort every match.
+    """
+    by_score = query.order_by in _SCORE_ORDERS
+    created = dialect.unindexed(EditSession.created_at) if by_score else EditSession.created_at
+    score = (
+        EditSession.final_alignment_score
+        if by_score
+        else dialect.unindexed(EditSession.final_alignment_score)
+    )
+    terms: list[ColumnElement[bool]] = []
+    if query.status_filter is not None:
+        terms.append(EditSession.status == query.status_filter.value)
+    if query.date_from is not None:
+        terms.append(created >= query.date_from)
+    if query.date_to is not None:
+        terms.append(created <= query.date_to)
+    if query.min_score is not None:
+        terms.append(score >= query.min_score)
+    if query.search_term:
+        pattern = f"%{escape_like(query.search_term)}%"
+        terms.append(
+            EditSession.image_path.ilike(pattern, escape="\\")
+            | EditSession.naive_prompt.ilike(pattern, escape="\\")
         )
-    return prepared, {**values, "limit": query.limit, "offset": query.offset}
+    return terms
 
 
-_CHILD_FIELDS = {"prompts", "entities", "validations", "user_feedback", "feedback"}
-_CHUNK = 500  # ids per IN (...): well under SQLite's and PostgreSQL's parameter limits
-_CHILD_ORDER: dict[str, tuple[type[Any], tuple[Any, ...]]] = {
-    "prompts": (Prompt, (Prompt.iteration, Prompt.id)),
-    "entities": (Entity, (Entity.id,)),
-    "validations": (Validation, (Validation.attempt_number, Validation.id)),
-    "feedback": (UserFeedback, (UserFeedback.created_at, UserFeedback.id)),
-}
-# Built once, with an expanding IN parameter: every load reuses the same compiled statements, and runs
-# them as Core statements on the session's connection (no ORM loading machinery for plain rows).
-_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
-_ID: BindParameter[Any] = bindparam("id")
+def _history(s: Session, query: HistoryQuery) -> list[dict[str, Any]]:
+    """One page of summaries, every ordering ending in ``id`` so that ties (a batch sharing one
+    ``created_at``) have one stable order and the index that includes ``id`` serves the sort."""
+    dialect = dialect_of(s)
+    terms = _filters(query, dialect)
+    base = select(*_SUMMARY_COLUMNS).where(*terms)
+    if query.order_by is OrderBy.CREATED_DESC:
+        return _page(s, base.order_by(EditSession.created_at.desc(), EditSession.id.desc()), query)
+    if query.order_by is OrderBy.CREATED_ASC:
+        return _page(s, base.order_by(EditSession.created_at.asc(), EditSession.id.asc()), query)
+    descending = _SCORE_ORDERS[query.order_by]
+    score, sid = EditSession.final_alignment_score, EditSession.id
+    tie = sid.desc() if descending else sid.asc()
+    if query.min_score is not None or dialect.native_nulls_last(descending=descending):
+        # No NULL can match a minimum score, and elsewhere the database puts them last by itself.
+        return _page(s, base.order_by(score.desc() if descending else score.asc(), tie), query)
+    return _scored_then_unscored(s, base, terms, query, descending)
 
 
-def _loaders(many: bool) -> tuple[Select[Any], dict[str, Select[Any]]]:
-    """The session and child statements, for one id (``= :id``) or many (an expanding ``IN``, whose
-    per-call rendering a single load need not pay)."""
-
-    def matching(column: Any) -> Any:
-        return column.in_(_IDS) if many else column == _ID
-
-    children = {
-        key: select(table_of(model))
-        .where(matching(table_of(model).c.session_id))
-        .order_by(*(table_of(model).c[column.key] for column in order))
-        for key, (model, order) in _CHILD_ORDER.items()
-    }
-    return select(SESSIONS).where(matching(SESSIONS.c.id)), children
+def _page(s: Session, statement: Select[Any], query: HistoryQuery) -> list[dict[str, Any]]:
+    return [dict(row) for row in s.execute(statement.limit(query.limit).offset(query.offset)).mappings()]
 
 
-_LOAD_MANY = _loaders(many=True)
-_one_session, _one_session_children = _loaders(many=False)
-_LOAD_ONE = (Prepared(_one_session), {key: Prepared(child) for key, child in _one_session_children.items()})
-
-
-def _fetch(
-    connection: Connection, statement: Select[Any] | Prepared, params: dict[str, Any]
+def _scored_then_unscored(
+    s: Session, base: Select[Any], terms: list[ColumnElement[bool]], query: HistoryQuery, descending: bool
 ) -> list[dict[str, Any]]:
-    if isinstance(statement, Prepared):
-        return statement.rows(connection, params)
-    return [dict(row) for row in connection.execute(statement, params).mappings()]
+    """A score ordering with NULLs last where the database sorts them first: the scored sessions, then
+    the unscored ones, each read in index order. ``NULLS LAST`` in one statement would sort every match.
+
+    A second statement runs only for the page where the scored sessions run out; when the page starts
+    past them, a count of the scored matches says how many unscored ones to skip.
+    """
+    score, sid = EditSession.final_alignment_score, EditSession.id
+    scored = base.where(score.is_not(None)).order_by(
+        score.desc() if descending else score.asc(), sid.desc() if descending else sid.asc()
+    )
+    rows = _page(s, scored, query)
+    if len(rows) == query.limit:
+        return rows
+    skip = 0
+    if not rows and query.offset:
+        counted = s.scalar(select(func.count()).select_from(EditSession).where(*terms, score.is_not(None)))
+        counted = counted or 0
+        skip = max(0, query.offset - counted)
+    unscored = base.where(score.is_(None)).order_by(sid.desc() if descending else sid.asc())
+    remaining = query.model_copy(update={"limit": query.limit - len(rows), "offset": skip})
+    return rows + _page(s, unscored, remaining)
 
 
+# -- reading graphs --------------------------------------------------------------------------------
 def _load_graphs(s: Session, session_ids: Sequence[str]) -> list[SessionDetail]:
     """The graphs of ``session_ids`` (in that order, unknown ids skipped) in one query per table."""
-    connection = s.connection()
-    many = len(session_ids) != 1
-    load_sessions, load_children = _LOAD_MANY if many else _LOAD_ONE
-    params: dict[str, Any] = {"ids": list(session_ids)} if many else {"id": session_ids[0]}
-    sessions = {row["id"]: row for row in _fetch(connection, load_sessions, params)}
+    if not session_ids:
+        return []
+    one = len(session_ids) == 1
+
+    def matching(column: Any) -> Any:
+        return column == session_ids[0] if one else column.in_(session_ids)
+
+    statement = select(*_GRAPH_COLUMNS[EditSession]).where(matching(EditSession.id))
+    sessions = {row["id"]: dict(row) for row in s.execute(statement).mappings()}
+    if not sessions:
+        return []
     children: dict[str, dict[str, list[dict[str, Any]]]] = {
-        sid: {k: [] for k in _CHILD_ORDER} for sid in sessions
+        sid: {k: [] for k in _CHILDREN} for sid in sessions
     }
-    if sessions:
-        found = {"ids": list(sessions)} if many else params
-        for key, statement in load_children.items():
-            for row in _fetch(connection, statement, found):
-                children[row["session_id"]][key].append(row)
+    found = list(sessions)
+    for key, (model, _, order) in _CHILDREN.items():
+        child_statement = (
+            select(*_GRAPH_COLUMNS[model])
+            .where(model.session_id == found[0] if len(found) == 1 else model.session_id.in_(found))
+            .order_by(*order)
+        )
+        for row in s.execute(child_statement).mappings():
+            children[row["session_id"]][key].append(dict(row))
     graphs = []
     for sid in session_ids:
         if sid not in sessions:
             continue
         mine = children[sid]
-        # bbox is stored in the reference column bbox_json.
-        for entity in mine["entities"]:
-            entity["bbox"] = entity["bbox_json"]
         feedback = mine["feedback"]
-        graphs.append(
-            SessionDetail.model_validate(
-                {**sessions[sid], **mine, "user_feedback": feedback[-1] if feedback else None}
-            )
-        )
-    return graphs
+        graphs.append({**sessions[sid], **mine, "user_feedback": feedback[-1] if feedback else None})
+    return models_from(SessionDetail, graphs)
 
 
-def _touch(s: Session, session_id: str) -> None:
-    """Bump the session's updated_at; NotFound when it does not exist (before any child is written)."""
-    result = s.execute(update(SESSIONS).where(EditSession.id == session_id).values(updated_at=utcnow()))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+# -- writing graphs --------------------------------------------------------------------------------
+def _update_session(s: Session, session_id: str, values: dict[str, Any]) -> None:
+    """UPDATE one session by id (synchronised into a loaded object); NotFound when there is none."""
+    statement = update(EditSession).where(EditSession.id == session_id).values(values)
+    if s.execute(statement, execution_options=_SYNCHRONISE).rowcount == 0:  # type: ignore[attr-defined]
         raise NotFound("session", session_id)
 
 
-_EXISTING = select(SESSIONS.c.id).where(SESSIONS.c.id.in_(_IDS))
-_EXISTS_ONE = Prepared(select(SESSIONS.c.id).where(SESSIONS.c.id == _ID))
-_INSERTS: dict[tuple[type[Any], tuple[str, ...]], Prepared] = {}
-
-
-def _insert(connection: Connection, model: type[Any], rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (all with the same keys, as the row builders below make them) in one executemany."""
+def _add_children(s: Session, session_id: str, model: ChildModel, rows: list[dict[str, Any]]) -> list[int]:
+    """Bump the session's updated_at (NotFound before anything is written), insert ``rows``, and expire
+    the parent's collection of them if it is loaded, so that it is read afresh."""
+    _update_session(s, session_id, {"updated_at": utcnow()})
     if not rows:
-        return
-    keys = tuple(rows[0])
-    if (prepared := _INSERTS.get((model, keys))) is None:
-        prepared = _INSERTS[model, keys] = Prepared(insert(table_of(model)), keys)
-    prepared.execute(connection, rows)
-
-
-_DELETE_CHILDREN = [delete(table_of(m)).where(table_of(m).c.session_id.in_(_IDS)) for m in SESSION_CHILDREN]
-# One executemany for every replaced session; a created_at not given keeps the stored one.
-_REPLACE_SESSION = (
-    update(SESSIONS)
-    .where(SESSIONS.c.id == bindparam("b_id"))
-    .values(
-        {name: bindparam(name) for name in (*_SESSION_FIELDS, "updated_at")}
-        | {
-            "created_at": func.coalesce(
-                bindparam("b_created_at", type_=SESSIONS.c.created_at.type), SESSIONS.c.created_at
-            )
-        }
-    )
-)
+        return []
+    ids = list(s.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
+    _expire_parents(s, [session_id])
+    return ids
 
 
 def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
-    """Insert new sessions and replace existing ones, with one multi-row statement per table.
+    """Insert new sessions and replace existing ones, with one ORM bulk statement per table.
 
-    The statements are built once (module level) and run as Core statements on the session's
-    connection: the graph is plain rows, and the ORM's per-statement machinery would only cost time.
+    A session that exists (in the database, or pending in this unit of work: the probe autoflushes it)
+    is replaced: its fields by a bulk UPDATE by primary key, its children deleted and inserted again.
     """
-    connection = s.connection()
     now = utcnow()
     ids = [item.id or str(uuid.uuid4()) for item in items]
-    if len(ids) == 1:
-        existing = {row["id"] for row in _EXISTS_ONE.rows(connection, {"id": ids[0]})}
-    else:
-        existing = set(connection.scalars(_EXISTING, {"ids": ids}))
+    probe = EditSession.id == ids[0] if len(ids) == 1 else EditSession.id.in_(ids)
+    existing = set(s.scalars(select(EditSession.id).where(probe)))
     new_rows: list[dict[str, Any]] = []
     replaced: list[dict[str, Any]] = []
     for session_id, item in zip(ids, items, strict=True):
         fields = {name: getattr(item, name) for name in _SESSION_FIELDS}
         fields["status"] = item.status.value
         if session_id in existing:
-            replaced.append(
-                {**fields, "b_id": session_id, "b_created_at": item.created_at, "updated_at": now}
-            )
+            # A created_at not given keeps the stored one.
+            kept = {} if item.created_at is None else {"created_at": item.created_at}
+            replaced.append({"id": session_id, **fields, **kept, "updated_at": now})
         else:
             new_rows.append(
                 {"id": session_id, **fields, "created_at": item.created_at or now, "updated_at": now}
             )
     if replaced:
-        connection.execute(_REPLACE_SESSION, replaced)
-        for statement in _DELETE_CHILDREN:
-            connection.execute(statement, {"ids": list(existing)})
-    _insert(connection, EditSession, new_rows)
-    children: dict[type[Any], list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
+        _evict_children(s, existing)
+        s.execute(update(EditSession), replaced)
+        for model in SESSION_CHILDREN:
+            s.execute(
+                delete(model).where(model.session_id.in_(existing)),
+                execution_options={"synchronize_session": False},  # evicted above
+            )
+        _expire_parents(s, existing)
+    if new_rows:
+        s.execute(insert(EditSession), new_rows)
+    children: dict[ChildModel, list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
     for session_id, item in zip(ids, items, strict=True):
         # One dump of the whole graph: a single call into pydantic-core rather than one per child.
         graph = item.model_dump(include=_CHILD_FIELDS)
@@ -538,11 +515,30 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         feedback = [graph["user_feedback"]] if graph["user_feedback"] is not None else graph["feedback"]
         children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in feedback)
     for model, rows in children.items():
-        _insert(connection, model, rows)
-    for session_id in existing:  # anything loaded earlier in this unit of work is now stale
+        if rows:
+            s.execute(insert(model), rows)
+    return ids
+
+
+def _evict_children(s: Session, session_ids: Sequence[str] | set[str]) -> None:
+    """Remove from the identity map every child object of these sessions, before their rows go (the
+    database's cascade or a replace deletes them behind the ORM's back)."""
+    wanted = set(session_ids)
+    for obj in [o for o in s.identity_map.values() if isinstance(o, SESSION_CHILDREN)]:
+        state: InstanceState[Any] = inspect(obj)
+        if "session_id" in state.dict:
+            owner = state.dict["session_id"]
+        else:  # expired: read it (before the row goes)
+            owner = None if state.was_deleted else obj.session_id
+        if owner in wanted:
+            s.expunge(obj)
+
+
+def _expire_parents(s: Session, session_ids: Sequence[str] | set[str]) -> None:
+    """Expire loaded sessions whose rows or children changed: their next access reads them afresh."""
+    for session_id in session_ids:
         if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
             s.expire(obj)
-    return ids
 
 
 def _prompt_row(session_id: str, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -551,9 +547,7 @@ def _prompt_row(session_id: str, p: dict[str, Any], now: datetime) -> dict[str, 
 
 
 def _entity_row(session_id: str, e: dict[str, Any]) -> dict[str, Any]:
-    row = {"session_id": session_id, **e, "bbox_json": e["bbox"]}
-    del row["bbox"]  # stored in the reference column bbox_json
-    return row
+    return {"session_id": session_id, **e}
 
 
 def _validation_row(session_id: str, v: dict[str, Any], now: datetime) -> dict[str, Any]:

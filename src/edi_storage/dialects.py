@@ -1,0 +1,155 @@
+"""What differs between SQLite and PostgreSQL, in one place.
+
+Every service statement is portable SQLAlchemy except for the few things the two databases spell
+differently: the upsert ``INSERT``, where NULLs sort, how to keep the planner off an index, the audit
+context of a transaction, a UTC calendar day, full-text search and sequences. Services ask
+``dialect_of(session)`` for the object that knows its database and never test ``dialect.name``
+themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    FromClause,
+    Table,
+    TextClause,
+    cast,
+    func,
+    literal_column,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.expression import UnaryExpression
+
+from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
+
+_ColumnLike = ColumnElement[Any] | QueryableAttribute[Any]
+
+
+class SQLDialect:
+    """The portable defaults; each database overrides what it spells its own way."""
+
+    name = ""
+
+    def insert(self, table: Table) -> Any:
+        """An ``INSERT`` that can take ``on_conflict_do_update`` (both databases spell it alike)."""
+        raise NotImplementedError
+
+    def nulls_last(self, column: ColumnElement[Any], *, descending: bool) -> tuple[ColumnElement[Any], ...]:
+        """Order by ``column`` with NULLs after every value, written so that an index on ``column``
+        still serves it where the database's own NULL placement already agrees."""
+        ordered = column.desc() if descending else column.asc()
+        return (ordered.nulls_last(),)
+
+    def native_nulls_last(self, *, descending: bool) -> bool:
+        """Whether a plain ``ORDER BY column [DESC]`` already puts NULLs last here."""
+        raise NotImplementedError
+
+    def unindexed(self, column: _ColumnLike) -> ColumnElement[Any]:
+        """``column`` as the planner should not use an index for (a filter that must not outrank the
+        index serving the ORDER BY); PostgreSQL's cost-based planner needs no such hint."""
+        return column.expression
+
+    def audit_context(self, actor: str | None, enabled: bool) -> tuple[TextClause, dict[str, Any]]:
+        """The statement that tells this transaction's audit triggers who acts and whether to record."""
+        raise NotImplementedError
+
+    def reset_audit_context(self) -> tuple[TextClause, dict[str, Any]] | None:
+        """The statement that puts the audit context back before commit, if it outlives a transaction."""
+        return None
+
+    def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The UTC calendar day of a timestamp column."""
+        raise NotImplementedError
+
+    def reset_sequences_sql(self, tables: list[Table]) -> list[TextClause]:
+        """Statements that move serial sequences past the highest id, after rows with explicit ids."""
+        return []
+
+
+class SQLiteDialect(SQLDialect):
+    name = "sqlite"
+
+    def insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+    def native_nulls_last(self, *, descending: bool) -> bool:
+        return descending  # NULL is the smallest value in SQLite
+
+    def nulls_last(self, column: ColumnElement[Any], *, descending: bool) -> tuple[ColumnElement[Any], ...]:
+        if descending:
+            return (column.desc(),)  # already last; NULLS LAST would keep the index from serving it
+        return super().nulls_last(column, descending=descending)
+
+    def unindexed(self, column: _ColumnLike) -> ColumnElement[Any]:
+        # SQLite's documented way to keep a term from using an index: the no-op unary plus.
+        return UnaryExpression(column.expression, operator=operators.custom_op("+"), type_=column.type)
+
+    def audit_context(self, actor: str | None, enabled: bool) -> tuple[TextClause, dict[str, Any]]:
+        return _SQLITE_CONTEXT, {"actor": actor, "enabled": int(enabled)}
+
+    def reset_audit_context(self) -> tuple[TextClause, dict[str, Any]] | None:
+        # The context is a shared one-row table: the next writer must start from the default.
+        return _SQLITE_CONTEXT, {"actor": None, "enabled": 1}
+
+    def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.date(column)  # stored as naive UTC text
+
+    def fts_join(self, table: Table, fts_table: str) -> FromClause:
+        return table.join(text(fts_table), table.c.id == literal_column(f"{fts_table}.rowid"))
+
+
+class PostgreSQLDialect(SQLDialect):
+    name = "postgresql"
+
+    def insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    def native_nulls_last(self, *, descending: bool) -> bool:
+        return not descending  # NULL is the largest value in PostgreSQL
+
+    def nulls_last(self, column: ColumnElement[Any], *, descending: bool) -> tuple[ColumnElement[Any], ...]:
+        if not descending:
+            return (column.asc(),)
+        return super().nulls_last(column, descending=descending)
+
+    def audit_context(self, actor: str | None, enabled: bool) -> tuple[TextClause, dict[str, Any]]:
+        return _PG_CONTEXT, {"actor": actor or "", "enabled": enabled}
+
+    def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(func.timezone("UTC", column), Date)
+
+    def reset_sequences_sql(self, tables: list[Table]) -> list[TextClause]:
+        return [
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{t.name}', 'id'), "
+                f"coalesce((SELECT max(id) FROM {t.name}), 0) + 1, false)"
+            )
+            for t in tables
+        ]
+
+
+_SQLITE_CONTEXT = text(f"UPDATE {CONTEXT_TABLE} SET actor = :actor, enabled = :enabled WHERE id = 1")
+_PG_CONTEXT = text(
+    "SELECT set_config('edi_storage.actor', :actor, true), "
+    "set_config('edi_storage.audit', CASE WHEN :enabled THEN 'on' ELSE 'off' END, true)"
+)
+_DIALECTS: dict[str, SQLDialect] = {d.name: d for d in (SQLiteDialect(), PostgreSQLDialect())}
+
+
+def dialect_named(name: str) -> SQLDialect:
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"edi-storage supports SQLite and PostgreSQL, not {name!r}") from None
+
+
+def dialect_of(session: Session) -> SQLDialect:
+    """The dialect of the database ``session`` is bound to."""
+    return dialect_named(session.get_bind().dialect.name)
