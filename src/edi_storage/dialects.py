@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
-    FromClause,
+    Select,
     Table,
     TextClause,
     cast,
@@ -28,6 +28,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
+from edi_storage.models.library import FTS_TABLE
 
 _ColumnLike = ColumnElement[Any] | QueryableAttribute[Any]
 
@@ -72,6 +73,11 @@ class SQLDialect:
         """Statements that move serial sequences past the highest id, after rows with explicit ids."""
         return []
 
+    def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
+        """``statement`` over ``table`` narrowed to the rows whose ``prompt_text`` holds every word of
+        ``words``, best match first (then by id); words are matched as words, never as operators."""
+        raise NotImplementedError
+
 
 class SQLiteDialect(SQLDialect):
     name = "sqlite"
@@ -101,8 +107,16 @@ class SQLiteDialect(SQLDialect):
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date(column)  # stored as naive UTC text
 
-    def fts_join(self, table: Table, fts_table: str) -> FromClause:
-        return table.join(text(fts_table), table.c.id == literal_column(f"{fts_table}.rowid"))
+    def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
+        # The FTS5 index (migrate: prompt_library_fts) shares the table's rowid; BM25 ranks it.
+        fts: ColumnElement[Any] = literal_column(FTS_TABLE)
+        return (
+            statement.select_from(
+                table.join(text(FTS_TABLE), table.c.id == literal_column(f"{FTS_TABLE}.rowid"))
+            )
+            .where(fts.op("MATCH")(fts5_query(words)))
+            .order_by(func.bm25(fts), table.c.id)
+        )
 
 
 class PostgreSQLDialect(SQLDialect):
@@ -125,6 +139,14 @@ class PostgreSQLDialect(SQLDialect):
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(func.timezone("UTC", column), Date)
 
+    def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
+        # The GIN index on to_tsvector('simple', prompt_text) serves the match; ts_rank orders it.
+        vector = func.to_tsvector(text("'simple'"), table.c.prompt_text)
+        query = func.plainto_tsquery(text("'simple'"), words)
+        return statement.where(vector.op("@@")(query)).order_by(
+            func.ts_rank(vector, query).desc(), table.c.id
+        )
+
     def reset_sequences_sql(self, tables: list[Table]) -> list[TextClause]:
         return [
             text(
@@ -133,6 +155,11 @@ class PostgreSQLDialect(SQLDialect):
             )
             for t in tables
         ]
+
+
+def fts5_query(words: str) -> str:
+    """User text as an FTS5 query that matches every word, with FTS5's operators taken literally."""
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words.split())
 
 
 _SQLITE_CONTEXT = text(f"UPDATE {CONTEXT_TABLE} SET actor = :actor, enabled = :enabled WHERE id = 1")

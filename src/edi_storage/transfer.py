@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Table, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from edi_storage.dialects import dialect_of
 from edi_storage.errors import InvalidInput
 from edi_storage.models import CreationRun, GeneratedImage, LibraryPrompt, TrainingRun
 from edi_storage.models.base import UTCDateTime, table_of
@@ -154,8 +154,7 @@ def _upsert(s: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> N
     if not rows:
         return
     typed = [_typed(table, row) for row in rows]
-    insert = sqlite.insert if s.get_bind().dialect.name == "sqlite" else postgresql.insert
-    statement = insert(table)
+    statement = dialect_of(s).insert(table)
     updates = {col.key: statement.excluded[col.key] for col in table.c if col.key != key}
     upsert = statement.on_conflict_do_update(index_elements=[table.c[key]], set_=updates)
     # One executemany per run of rows giving the same columns (a hand-edited file may leave one out).
@@ -183,12 +182,5 @@ def _json_default(value: object) -> str:
 
 def _reset_sequences(s: Session) -> None:
     """Explicit ids leave PostgreSQL's serial sequences behind; move them past the highest id."""
-    if s.get_bind().dialect.name != "postgresql":
-        return
-    for table, _ in ROW_KINDS.values():
-        s.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"
-            )
-        )
+    for statement in dialect_of(s).reset_sequences_sql([table for table, _ in ROW_KINDS.values()]):
+        s.execute(statement)

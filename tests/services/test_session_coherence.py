@@ -355,3 +355,49 @@ def test_the_engine_handle_error_hook_sees_errors_of_the_read_paths(storage: Sto
         event.remove(storage.engine, "handle_error", record)
     assert seen == {"load_session": True, "query_history": True}
     assert storage.sessions.session_ids() == [SID], "the real table is untouched"
+
+
+# -- the ORM relationships are live code -----------------------------------------------------------
+def test_an_orm_delete_of_a_session_removes_its_children(storage: Storage) -> None:
+    """``session.delete(edit_session)`` deletes the whole graph (the database's cascade, passive deletes),
+    without loading the collections first."""
+    _save_committed(storage)
+    with storage.unit_of_work() as uow:
+        uow.session.delete(uow.session.get(EditSession, SID))
+    with storage.engine.connect() as conn:
+        left = {
+            model.__tablename__: conn.execute(select(model.id).where(model.session_id == SID)).all()
+            for model in CHILD_MODELS
+        }
+    assert left == {model.__tablename__: [] for model in CHILD_MODELS}
+    assert storage.sessions.load_session(SID) is None
+
+
+def test_get_edit_session_hands_out_the_loaded_orm_graph(storage: Storage) -> None:
+    """The real ORM graph, children in the service's order; changes to it commit with the unit of work."""
+    saved = storage.sessions.load_session(_save_committed(storage))
+    assert saved is not None
+    with storage.unit_of_work() as uow:
+        graph = uow.sessions.get_edit_session(SID)
+        assert graph is not None and graph is uow.session.get(EditSession, SID)
+        assert [p.id for p in graph.prompts] == [p.id for p in saved.prompts]
+        assert [e.id for e in graph.entities] == [e.id for e in saved.entities]
+        assert [v.id for v in graph.validations] == [v.id for v in saved.validations]
+        assert [f.id for f in graph.feedback] == [f.id for f in saved.feedback]
+        graph.prompts[0].positive_prompt = "edited through the ORM"
+        del graph.entities[0]  # delete-orphan
+    after = storage.sessions.load_session(SID)
+    assert after is not None
+    assert after.prompts[0].positive_prompt == "edited through the ORM"
+    assert [e.id for e in after.entities] == [e.id for e in saved.entities[1:]]
+    assert storage.sessions.get_edit_session("nobody") is None
+
+
+def test_outside_a_unit_of_work_the_orm_graph_is_detached_but_loaded(storage: Storage) -> None:
+    """Usable after its own transaction ended: every collection was loaded, none raises."""
+    saved = storage.sessions.load_session(_save_committed(storage))
+    assert saved is not None
+    graph = storage.sessions.get_edit_session(SID)
+    assert graph is not None and inspect(graph).detached
+    counts = (len(graph.prompts), len(graph.entities), len(graph.validations), len(graph.feedback))
+    assert counts == (len(saved.prompts), len(saved.entities), len(saved.validations), len(saved.feedback))

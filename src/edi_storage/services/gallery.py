@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Integer, case, cast, func, insert, select, update
+from sqlalchemy import Integer, case, cast, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from edi_storage.dialects import dialect_of
 from edi_storage.errors import Conflict, NotFound
 from edi_storage.models.base import table_of, utcnow
 from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
@@ -267,10 +268,7 @@ class GalleryService(Service):
     def daily_creation_statistics(self) -> list[DailyCreation]:
         """Per UTC day: runs started, images created and kept, average quality; newest day first."""
         with self._tx(readonly=True) as s:
-            if s.get_bind().dialect.name == "sqlite":
-                day: Any = func.date(CREATION.c.started_at)  # stored as UTC text
-            else:
-                day = cast(func.timezone("UTC", CREATION.c.started_at), Date)
+            day = dialect_of(s).utc_day(CREATION.c.started_at)
             statement = (
                 select(
                     day.label("date"),

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, literal_column, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session
 
+from edi_storage.dialects import dialect_of
 from edi_storage.errors import InvalidInput, NotFound
 from edi_storage.models.base import table_of, utcnow
-from edi_storage.models.library import FTS_TABLE, LibraryPrompt, prompt_hash
+from edi_storage.models.library import LibraryPrompt, prompt_hash
 from edi_storage.monitoring import measured
 from edi_storage.schemas.common import check_limit, parse, rows_as
 from edi_storage.schemas.library import (
@@ -46,11 +46,6 @@ _OUT_COLUMNS = [
 
 def _rows(s: Session, statement: Select[Any]) -> list[LibraryPromptOut]:
     return rows_as(LibraryPromptOut, s.execute(statement))
-
-
-def fts5_query(text_: str) -> str:
-    """User text as an FTS5 query that matches every word, with FTS5's operators taken literally."""
-    return " ".join('"' + word.replace('"', '""') + '"' for word in text_.split())
 
 
 class LibraryService(Service):
@@ -98,8 +93,7 @@ class LibraryService(Service):
             **thumbnail_values,
         }
         with self._tx() as s:
-            insert = sqlite.insert if s.get_bind().dialect.name == "sqlite" else postgresql.insert
-            statement = insert(LIBRARY).values(values)
+            statement = dialect_of(s).insert(LIBRARY).values(values)
             # A new model or thumbnail replaces the stored one; an absent one keeps it.
             kept = {
                 c: func.coalesce(statement.excluded[c], LIBRARY.c[c])
@@ -148,24 +142,7 @@ class LibraryService(Service):
         if not q.query.split():
             raise InvalidInput.single("query", "must contain a word", query)
         with self._tx(readonly=True) as s:
-            if s.get_bind().dialect.name == "sqlite":
-                fts: ColumnElement[Any] = literal_column(FTS_TABLE)
-                statement = (
-                    select(*_OUT_COLUMNS)
-                    .select_from(
-                        LIBRARY.join(text(FTS_TABLE), LIBRARY.c.id == literal_column(f"{FTS_TABLE}.rowid"))
-                    )
-                    .where(fts.op("MATCH")(fts5_query(q.query)))
-                    .order_by(func.bm25(fts), LIBRARY.c.id)
-                )
-            else:
-                vector = func.to_tsvector(text("'simple'"), LIBRARY.c.prompt_text)
-                tsquery = func.plainto_tsquery(text("'simple'"), q.query)
-                statement = (
-                    select(*_OUT_COLUMNS)
-                    .where(vector.op("@@")(tsquery))
-                    .order_by(func.ts_rank(vector, tsquery).desc(), LIBRARY.c.id)
-                )
+            statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), LIBRARY, q.query)
             if q.model is not None:
                 statement = statement.where(LIBRARY.c.model == q.model)
             return _rows(s, statement.limit(q.limit).offset(q.offset))
