@@ -12,14 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Date,
+    Float,
     Select,
     Table,
     TextClause,
+    case,
     cast,
     func,
     literal_column,
+    null,
+    select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -73,6 +78,15 @@ class SQLDialect:
         """Statements that move serial sequences past the highest id, after rows with explicit ids."""
         return []
 
+    def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+        """A JSON object built in the database from ``fields`` (key -> column), every value exact."""
+        raise NotImplementedError
+
+    def json_array(self, element: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
+        """A scalar subquery: the JSON array of ``element`` over the rows ``where`` selects (``[]`` for
+        none), in no particular order."""
+        raise NotImplementedError
+
     def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
         """``statement`` over ``table`` narrowed to the rows whose ``prompt_text`` holds every word of
         ``words``, best match first (then by id); words are matched as words, never as operators."""
@@ -107,6 +121,14 @@ class SQLiteDialect(SQLDialect):
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date(column)  # stored as naive UTC text
 
+    def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+        return func.json_object(
+            *(part for key, column in fields.items() for part in (_key(key), _exact(column)))
+        )
+
+    def json_array(self, element: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
+        return select(func.json_group_array(element)).where(*where).scalar_subquery()
+
     def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
         # The FTS5 index (migrate: prompt_library_fts) shares the table's rowid; BM25 ranks it.
         fts: ColumnElement[Any] = literal_column(FTS_TABLE)
@@ -139,6 +161,17 @@ class PostgreSQLDialect(SQLDialect):
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(func.timezone("UTC", column), Date)
 
+    def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+        # float8 is rendered in its shortest exact form; JSONB and timestamptz as they are.
+        return func.json_build_object(
+            *(part for key, column in fields.items() for part in (_key(key), column))
+        )
+
+    def json_array(self, element: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
+        return (
+            select(func.coalesce(func.json_agg(element), text("'[]'::json"))).where(*where).scalar_subquery()
+        )
+
     def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
         # The GIN index on to_tsvector('simple', prompt_text) serves the match; ts_rank orders it.
         vector = func.to_tsvector(text("'simple'"), table.c.prompt_text)
@@ -155,6 +188,21 @@ class PostgreSQLDialect(SQLDialect):
             )
             for t in tables
         ]
+
+
+def _key(name: str) -> ColumnElement[Any]:
+    """A JSON key written into the SQL (our own attribute names, never user text)."""
+    return literal_column(f"'{name}'")
+
+
+def _exact(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A SQLite column value as a JSON object member without loss: JSON text as JSON (not a string),
+    and REALs as 17-digit text, since SQLite's JSON functions print floats with only 15 digits."""
+    if isinstance(column.type, JSON):
+        return func.json(column)
+    if isinstance(column.type, Float):
+        return case((column.is_(None), null()), else_=func.printf("%!.17g", column))
+    return column
 
 
 def fts5_query(words: str) -> str:

@@ -7,7 +7,6 @@ shape back, with ids and timestamps added.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -128,8 +127,8 @@ class PromptOut(OutputModel):
     model_confidence: float | None
     prompt_metadata: JSONObject | None
     generation_parameters: JSONObject | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
 
 
 class EntityOut(OutputModel):
@@ -159,7 +158,7 @@ class ValidationOut(OutputModel):
     quality_metrics: JSONObject | None
     validation_metadata: JSONObject | None
     user_ratings: JSONObject | None
-    created_at: datetime
+    created_at: UTCDatetime
 
 
 class FeedbackOut(OutputModel):
@@ -168,16 +167,16 @@ class FeedbackOut(OutputModel):
     comments: str | None
     rating: int | None
     feedback_metadata: JSONObject | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
 
 
 class SessionSummary(OutputModel):
     """One row of history: the session without its children."""
 
     id: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: UTCDatetime
+    updated_at: UTCDatetime
     image_path: str
     naive_prompt: str
     status: SessionStatus

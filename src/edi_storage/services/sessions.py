@@ -20,13 +20,15 @@ graph for an application that wants objects.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, delete, func, insert, inspect, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, insert, inspect, select, update
 from sqlalchemy.orm import InstanceState, Session, selectinload
 
 from edi_storage.dialects import SQLDialect, dialect_of
@@ -417,39 +419,38 @@ def _scored_then_unscored(
 
 
 # -- reading graphs --------------------------------------------------------------------------------
+@cache
+def _graph_statement(dialect: SQLDialect, many: bool) -> Select[Any]:
+    """One statement that builds each whole graph as JSON in the database: one round trip per load
+    instead of five, and one call into pydantic-core per page of graphs (see docs/performance.md)."""
+    sid = EditSession.id
+
+    def fields(model: type[Any]) -> dict[str, ColumnElement[Any]]:
+        return {column.key: column for column in _GRAPH_COLUMNS[model]}
+
+    members = fields(EditSession) | {
+        key: dialect.json_array(dialect.json_object(fields(model)), model.session_id == sid)
+        for key, (model, _, _) in _CHILDREN.items()
+    }
+    wanted = sid.in_(bindparam("ids", expanding=True)) if many else sid == bindparam("id")
+    return select(dialect.json_object(members)).where(wanted)
+
+
 def _load_graphs(s: Session, session_ids: Sequence[str]) -> list[SessionDetail]:
-    """The graphs of ``session_ids`` (in that order, unknown ids skipped) in one query per table."""
+    """The graphs of ``session_ids`` (in that order, unknown ids skipped) in one query."""
     if not session_ids:
         return []
-    one = len(session_ids) == 1
-
-    def matching(column: Any) -> Any:
-        return column == session_ids[0] if one else column.in_(session_ids)
-
-    statement = select(*_GRAPH_COLUMNS[EditSession]).where(matching(EditSession.id))
-    sessions = {row["id"]: dict(row) for row in s.execute(statement).mappings()}
-    if not sessions:
-        return []
-    children: dict[str, dict[str, list[dict[str, Any]]]] = {
-        sid: {k: [] for k in _CHILDREN} for sid in sessions
-    }
-    found = list(sessions)
-    for key, (model, _, order) in _CHILDREN.items():
-        child_statement = (
-            select(*_GRAPH_COLUMNS[model])
-            .where(model.session_id == found[0] if len(found) == 1 else model.session_id.in_(found))
-            .order_by(*order)
-        )
-        for row in s.execute(child_statement).mappings():
-            children[row["session_id"]][key].append(dict(row))
-    graphs = []
-    for sid in session_ids:
-        if sid not in sessions:
-            continue
-        mine = children[sid]
-        feedback = mine["feedback"]
-        graphs.append({**sessions[sid], **mine, "user_feedback": feedback[-1] if feedback else None})
-    return models_from(SessionDetail, graphs)
+    many = len(session_ids) > 1
+    params = {"ids": list(session_ids)} if many else {"id": session_ids[0]}
+    found: dict[str, dict[str, Any]] = {}
+    for value in s.scalars(_graph_statement(dialect_of(s), many), params):
+        graph = json.loads(value) if isinstance(value, str) else value
+        for key, (_, _, order) in _CHILDREN.items():  # the database builds arrays in no set order
+            graph[key].sort(key=lambda child, keys=[c.key for c in order]: [child[k] for k in keys])
+        feedback = graph["feedback"]
+        graph["user_feedback"] = feedback[-1] if feedback else None
+        found[graph["id"]] = graph
+    return models_from(SessionDetail, [found[sid] for sid in session_ids if sid in found])
 
 
 # -- writing graphs --------------------------------------------------------------------------------
@@ -471,6 +472,13 @@ def _add_children(s: Session, session_id: str, model: ChildModel, rows: list[dic
     return ids
 
 
+# Built once: statement objects are immutable, and building one costs more than SQLAlchemy's lookup of
+# its compiled form (its own cache, per engine).
+_PROBE_ONE = select(EditSession.id).where(EditSession.id == bindparam("id"))
+_PROBE = select(EditSession.id).where(EditSession.id.in_(bindparam("ids", expanding=True)))
+_INSERT = {model: insert(model) for model in (EditSession, *SESSION_CHILDREN)}
+
+
 def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
     """Insert new sessions and replace existing ones, with one ORM bulk statement per table.
 
@@ -479,8 +487,9 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
     """
     now = utcnow()
     ids = [item.id or str(uuid.uuid4()) for item in items]
-    probe = EditSession.id == ids[0] if len(ids) == 1 else EditSession.id.in_(ids)
-    existing = set(s.scalars(select(EditSession.id).where(probe)))
+    existing = set(
+        s.scalars(_PROBE_ONE, {"id": ids[0]}) if len(ids) == 1 else s.scalars(_PROBE, {"ids": ids})
+    )
     new_rows: list[dict[str, Any]] = []
     replaced: list[dict[str, Any]] = []
     for session_id, item in zip(ids, items, strict=True):
@@ -504,7 +513,7 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
             )
         _expire_parents(s, existing)
     if new_rows:
-        s.execute(insert(EditSession), new_rows)
+        s.execute(_INSERT[EditSession], new_rows)
     children: dict[ChildModel, list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
     for session_id, item in zip(ids, items, strict=True):
         # One dump of the whole graph: a single call into pydantic-core rather than one per child.
@@ -516,7 +525,7 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         children[UserFeedback].extend(_feedback_row(session_id, f, now) for f in feedback)
     for model, rows in children.items():
         if rows:
-            s.execute(insert(model), rows)
+            s.execute(_INSERT[model], rows)
     return ids
 
 
