@@ -2,7 +2,9 @@
 
 Run by ``alembic upgrade head`` (URL from ``EDI_STORAGE_URL``, default ``sqlite:///edi_sessions.db``)
 and by ``Storage.upgrade()`` / ``edi-storage upgrade``, which pass their own connection in
-``config.attributes["connection"]``. Both paths get the same guarantees, in this order:
+``config.attributes["connection"]`` (a ``Connection``, or an ``Engine`` as pytest-alembic passes, from
+which a connection is opened for the run and closed after). Both paths get the same guarantees, in this
+order:
 
 1. the database is classified (edi_storage.migrate.state): a revision this release does not know is
    refused untouched; a reference database is verified and stamped at the base revision; a database that
@@ -13,17 +15,22 @@ and by ``Storage.upgrade()`` / ``edi-storage upgrade``, which pass their own con
    because batch mode's move-and-copy drops parent tables and would cascade-delete every child row; the
    migration runs in one ``BEGIN IMMEDIATE`` transaction and ``PRAGMA foreign_key_check`` must come back
    empty before it commits. Any failure rolls everything back.
+
+From the command line the logging sections of ``alembic.ini`` are applied, so that Alembic prints its
+usual "Running upgrade ..." lines; run programmatically (a connection given, or Storage.upgrade()) the
+application's logging is left as it is.
 """
 
 from __future__ import annotations
 
+import logging.config
 import os
 from contextlib import ExitStack
 from pathlib import Path
 
 from alembic import command, context
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
 from edi_storage.errors import MigrationFailed
@@ -47,6 +54,23 @@ def database_url() -> str:
         or os.environ.get("EDI_STORAGE_URL")
         or "sqlite:///edi_sessions.db"
     )
+
+
+def configure_logging() -> None:
+    """Apply the ini file's logging sections, as Alembic's own templates do, but only for the command line.
+
+    A caller that runs the migrations from its own process (Storage.upgrade(), `edi-storage upgrade`, a
+    test harness handing over its connection) owns the logging configuration: a library must not add
+    handlers to its root logger or change its levels. ``configure_logger = False`` in the attributes
+    (Alembic's cookbook convention) switches it off as well.
+    """
+    if config.config_file_name is None or not config.attributes.get("configure_logger", True):
+        return
+    if config.attributes.get("connection") is not None or config.attributes.get("edi_storage.upgrade"):
+        return
+    if not config.file_config.has_section("loggers"):  # an ini without logging sections: nothing to apply
+        return
+    logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def is_upgrade() -> bool:
@@ -161,6 +185,7 @@ def run_on(connection: Connection) -> None:
 
 
 def main() -> None:
+    configure_logging()
     if context.is_offline_mode():
         context.configure(
             url=database_url(),
@@ -172,7 +197,11 @@ def main() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    given = config.attributes.get("connection")
+    given: Connection | Engine | None = config.attributes.get("connection")
+    if isinstance(given, Engine):  # the caller's engine: it stays theirs, only our connection is closed
+        with given.connect() as connection:
+            run_on(connection)
+        return
     if given is not None:
         run_on(given)
         return

@@ -20,6 +20,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import QueuePool
 
 from edi_storage import Storage
 from edi_storage.migrate.scripts import alembic_config, head_revision, script_directory
@@ -81,8 +82,10 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
 def test_an_engine_in_the_attributes_is_accepted(empty_engine: Engine) -> None:
     config = alembic_config()
     config.attributes["connection"] = empty_engine
+    pool = empty_engine.pool
+    assert isinstance(pool, QueuePool)
     command.upgrade(config, "head")
-    assert empty_engine.pool.checkedout() == 0, "the connection env.py opened is closed again"
+    assert pool.checkedout() == 0, "the connection env.py opened is closed again"
     with Storage(empty_engine.url) as storage:
         assert storage.current_revision() == head_revision()
     command.check(config)  # the engine still works, and the schema matches the models
