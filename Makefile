@@ -42,8 +42,8 @@ check-migrations: install  ## `alembic check`: the models and the head revision 
 migrate: install  ## alembic upgrade head on EDI_STORAGE_URL (default sqlite:///edi_sessions.db)
 	$(BIN)/alembic upgrade head
 
-bench: install  ## edi-storage against raw sqlite3 in the same process; ratios printed
-	$(BIN)/python benchmarks/bench.py
+bench: install  ## edi-storage against fair hand-written SQL, the reference Database class and a plain ORM (SQLite and PostgreSQL at PG_URL)
+	EDI_STORAGE_BENCH_POSTGRES_URL=$(PG_URL) $(BIN)/python benchmarks/bench.py
 
 bench-scale: install  ## the same measurements at 10 thousand and 1 million sessions (about half an hour)
 	cd benchmarks && ../$(BIN)/python scale.py
