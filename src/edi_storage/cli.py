@@ -31,7 +31,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from edi_storage.backups import RetentionPolicy
 from edi_storage.config import Settings
 from edi_storage.engine import normalise_url, sqlite_file
 from edi_storage.errors import (
@@ -46,6 +45,8 @@ from edi_storage.migrate.state import SchemaState, SchemaStatus
 from edi_storage.models.audit import AuditOperation
 from edi_storage.models.gallery import CurationStatus
 from edi_storage.models.sessions import SessionStatus
+from edi_storage.ops.backups import RetentionPolicy
+from edi_storage.ops.transfer import export_all, import_all
 from edi_storage.schemas.audit import AuditRecord
 from edi_storage.schemas.common import parse
 from edi_storage.schemas.gallery import ImageOut
@@ -59,7 +60,6 @@ from edi_storage.schemas.sessions import (
 )
 from edi_storage.state import load_state_file
 from edi_storage.storage import Storage
-from edi_storage.transfer import export_all, import_all
 
 P = ParamSpec("P")
 
@@ -1182,7 +1182,7 @@ def prune(
     as_json: JsonFlag = False,
 ) -> None:
     """Archive old sessions (with their children and audit rows) to JSON Lines, then delete them."""
-    from edi_storage.retention import prune as prune_sessions
+    from edi_storage.ops.retention import prune as prune_sessions
 
     cli: Cli = ctx.obj
     with cli.storage() as storage:
@@ -1245,8 +1245,8 @@ def files(
 
     Report only; deleting orphans takes the token a report printed, so it always follows a dry run.
     """
-    from edi_storage.files import check_files
-    from edi_storage.files import delete_orphans as remove
+    from edi_storage.ops.files import check_files
+    from edi_storage.ops.files import delete_orphans as remove
 
     cli: Cli = ctx.obj
     with cli.storage() as storage:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Connection,
     Date,
     Float,
     Select,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
@@ -42,6 +44,26 @@ class SQLDialect:
     """The portable defaults; each database overrides what it spells its own way."""
 
     name = ""
+    vacuum_sql = "VACUUM"
+    checkpoint_sql: str | None = None
+
+    # -- whole-database operations (edi_storage.ops), on a connection of their own ----------------
+    def integrity(self, conn: Connection) -> tuple[str | None, int | None]:
+        """The database's own integrity verdict and count of rows pointing at missing parents, or
+        ``(None, None)`` where there is no such check."""
+        return None, None
+
+    def object_bytes(self, conn: Connection, tables: list[str]) -> dict[str, int]:
+        """Bytes on disk per table (and, where the database can tell, per index)."""
+        raise NotImplementedError
+
+    def pages(self, conn: Connection) -> tuple[int | None, int | None]:
+        """Page size and free pages of the file, where the database is a file."""
+        return None, None
+
+    def outside_transaction(self, conn: Connection, statement: str) -> None:
+        """Run a statement that refuses to run inside a transaction (VACUUM, a checkpoint)."""
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
 
     def insert(self, table: Table) -> Any:
         """An ``INSERT`` that can take ``on_conflict_do_update`` (both databases spell it alike)."""
@@ -95,6 +117,35 @@ class SQLDialect:
 
 class SQLiteDialect(SQLDialect):
     name = "sqlite"
+    checkpoint_sql = "PRAGMA wal_checkpoint(TRUNCATE)"
+
+    def integrity(self, conn: Connection) -> tuple[str | None, int | None]:
+        # Damage bad enough that SQLite aborts the check ("database disk image is malformed") is a
+        # verdict too, not an error of the check.
+        try:
+            verdict = "; ".join(str(r[0]) for r in conn.execute(text("PRAGMA integrity_check")))
+            violations = len(conn.execute(text("PRAGMA foreign_key_check")).all())
+        except DatabaseError as error:
+            conn.rollback()
+            return f"check aborted: {error.orig}", None
+        return verdict, violations
+
+    def object_bytes(self, conn: Connection, tables: list[str]) -> dict[str, int]:
+        rows = conn.execute(text("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"))
+        return {str(name): int(size) for name, size in rows}
+
+    def pages(self, conn: Connection) -> tuple[int | None, int | None]:
+        page_size = int(conn.execute(text("PRAGMA page_size")).scalar_one())
+        return page_size, int(conn.execute(text("PRAGMA freelist_count")).scalar_one())
+
+    def outside_transaction(self, conn: Connection, statement: str) -> None:
+        # SQLAlchemy's AUTOCOMMIT level on pysqlite would hand the connection back to the driver's legacy
+        # transaction mode when it is reset (see engine.py); edi-storage's connections are in driver
+        # autocommit already, with BEGIN emitted by SQLAlchemy, so outside a transaction the driver
+        # connection runs the statement as it is.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute(statement)
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
@@ -143,6 +194,11 @@ class SQLiteDialect(SQLDialect):
 
 class PostgreSQLDialect(SQLDialect):
     name = "postgresql"
+    vacuum_sql = "VACUUM ANALYZE"
+
+    def object_bytes(self, conn: Connection, tables: list[str]) -> dict[str, int]:
+        statement = text("SELECT pg_total_relation_size(:t)")
+        return {name: int(conn.execute(statement, {"t": name}).scalar_one()) for name in tables}
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)

@@ -23,10 +23,10 @@ from edi_storage.error_mapping import database_errors
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.monitoring import QueryRecorder
+from edi_storage.ops.maintenance import Maintenance
 from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
 from edi_storage.services.gallery import GalleryService
 from edi_storage.services.library import LibraryService
-from edi_storage.services.maintenance import MaintenanceService
 from edi_storage.services.sessions import SessionService
 
 
@@ -55,10 +55,6 @@ class UnitOfWork:
     @cached_property
     def audit(self) -> AuditService:
         return AuditService(self._joined, self._recorder)
-
-    @cached_property
-    def maintenance(self) -> MaintenanceService:
-        return MaintenanceService(self._joined, self._recorder)
 
     @cached_property
     def library(self) -> LibraryService:
@@ -115,7 +111,7 @@ class Storage:
         )
         self.sessions = SessionService(self._own_transaction, self.recorder)
         self.audit = AuditService(self._own_transaction, self.recorder)
-        self.maintenance = MaintenanceService(self._own_transaction, self.recorder, storage=self)
+        self.maintenance = Maintenance(self)
         self.library = LibraryService(self._own_transaction, self.recorder)
         self.gallery = GalleryService(self._own_transaction, self.recorder)
 

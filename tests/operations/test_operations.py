@@ -13,8 +13,15 @@ from pathlib import Path
 import pytest
 
 from edi_storage import Storage
-from edi_storage.backups import Backup, BackupError, RetentionPolicy, backup_name, list_backups, plan_rotation
 from edi_storage.migrate.scripts import head_revision
+from edi_storage.ops.backups import (
+    Backup,
+    BackupError,
+    RetentionPolicy,
+    backup_name,
+    list_backups,
+    plan_rotation,
+)
 from edi_storage.testing import SessionCreateFactory
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from edi_storage import Conflict, InvalidInput, Storage
-from edi_storage.files import check_files, delete_orphans
-from edi_storage.retention import prune
+from edi_storage.ops.files import check_files, delete_orphans
+from edi_storage.ops.retention import prune
+from edi_storage.ops.transfer import import_all
 from edi_storage.testing import SessionCreateFactory
-from edi_storage.transfer import import_all
 
 
 def aged(storage: Storage, days: list[int]) -> list[str]:

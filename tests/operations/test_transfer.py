@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from edi_storage import InvalidInput, Storage
+from edi_storage.ops.transfer import export_all, import_all
 from edi_storage.testing.demo import populate
-from edi_storage.transfer import export_all, import_all
 
 
 def records(storage: Storage) -> list[tuple[str, Any]]:

@@ -45,7 +45,6 @@ from hypothesis import strategies as st
 from PIL import Image
 from sqlalchemy import inspect, make_url, text
 
-from edi_storage import backups
 from edi_storage.errors import (
     Busy,
     Conflict,
@@ -58,7 +57,9 @@ from edi_storage.errors import (
     StorageFull,
 )
 from edi_storage.models.library import prompt_hash
-from edi_storage.services.maintenance import MaintenanceService
+from edi_storage.ops import backups
+from edi_storage.ops.maintenance import Maintenance
+from edi_storage.ops.transfer import export_all, import_all
 from edi_storage.state import SessionState, StateFileError, StateStore, read_state
 from edi_storage.storage import Storage
 from edi_storage.testing import (
@@ -72,7 +73,6 @@ from edi_storage.testing import (
 )
 from edi_storage.testing.examples import reference_session
 from edi_storage.thumbnails import MAX_PIXELS
-from edi_storage.transfer import export_all, import_all
 
 DEFAULT_EXAMPLES = 60
 THOROUGH_EXAMPLES = 500
@@ -1314,7 +1314,7 @@ def test_a_postgres_backup_stays_in_its_directory_whatever_the_database_is_calle
         target.write_bytes(b"PGDMP")
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/pg_dump")  # what edi_storage.backups calls
+    monkeypatch.setattr(shutil, "which", lambda _: "/usr/bin/pg_dump")  # what edi_storage.ops.backups calls
     monkeypatch.setattr(subprocess, "run", fake_pg_dump)
     directory = tmp_path / "inner" / "backups"
     url = make_url("postgresql://postgres@127.0.0.1:5432/x").set(database=name)
@@ -1332,21 +1332,21 @@ def test_restore_writes_only_its_target(tmp_path: Path) -> None:
     target = tmp_path / "x" / ".." / "restored.db"
     (tmp_path / "x").mkdir()
     with pytest.raises(backups.BackupError, match="not a usable SQLite database"):
-        MaintenanceService.restore(not_a_database, target)
+        Maintenance.restore(not_a_database, target)
     assert not (tmp_path / "restored.db").exists()
     source = tmp_path / "source.db"
     with Storage(f"sqlite:///{source}") as storage:
         storage.sessions.save_session(reference_session())
         backup = storage.maintenance.backup(tmp_path / "backups").path
     before = tree(tmp_path)
-    MaintenanceService.restore(backup, target)
+    Maintenance.restore(backup, target)
     assert {Path(p).name for p in tree(tmp_path) - before} <= {
         "restored.db",
         "restored.db-wal",
         "restored.db-shm",
     }
     with pytest.raises(backups.BackupError, match="refusing to overwrite"):
-        MaintenanceService.restore(backup, target)
+        Maintenance.restore(backup, target)
 
 
 # -- hostile images --------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class SizeReport(OutputModel):
     free_pages: int | None
     page_size: int | None
     tables: list[TableSize]
-    objects: dict[str, int] = {}  # bytes of every table and index (SQLite's dbstat)
+    objects: dict[str, int] = {}  # bytes of every table and index (SQLite's dbstat), every table (PostgreSQL)
 
 
 class BackupReport(OutputModel):
@@ -62,5 +62,5 @@ class HealthReport(OutputModel):
     wal_bytes: int | None
     free_pages: int | None
     rows: dict[str, int | None]
-    objects: dict[str, int]  # table or index name -> bytes (SQLite)
+    objects: dict[str, int]  # table or index name -> bytes (indexes on SQLite only)
     growth: dict[str, int]  # bytes gained since the previous report (empty on the first)

@@ -1,8 +1,11 @@
 """Keeping a database healthy: backups and their rotation, restore, integrity and drift checks, vacuum,
-analyze, checkpoint, size, and the query-performance metrics.
+analyze, checkpoint, size, and the query-performance metrics (``storage.maintenance``).
 
-The operations on a whole database (everything but ``performance_metrics``) work on the file or server
-itself, not in a transaction: they run on ``storage.maintenance``, never inside a unit of work.
+These work on the file or server as a whole, on connections of their own: ``VACUUM`` and SQLite's
+checkpoint cannot run inside a transaction, and an integrity check or a size report reads every table,
+which is nothing a unit of work's identity map could be coherent with. What differs between SQLite and
+PostgreSQL here is in ``edi_storage.dialects``; only ``performance_metrics``, an ordinary read of the
+``query_performance`` table, runs in a unit of work.
 """
 
 from __future__ import annotations
@@ -14,10 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, func, inspect, select, text
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, inspect, select, text
 
-from edi_storage.backups import (
+from edi_storage.dialects import dialect_named
+from edi_storage.engine import is_sqlite, sqlite_file
+from edi_storage.error_mapping import database_errors
+from edi_storage.errors import InvalidInput
+from edi_storage.migrate.scripts import VERSION_TABLE, include_name, known_revisions
+from edi_storage.migrate.state import inspect_schema, unusable
+from edi_storage.models import Base
+from edi_storage.models.base import utcnow
+from edi_storage.models.monitoring import QueryPerformance
+from edi_storage.ops.backups import (
     DEFAULT_POLICY,
     Backup,
     BackupError,
@@ -32,15 +43,6 @@ from edi_storage.backups import (
     sqlite_revision,
     verify_sqlite,
 )
-from edi_storage.engine import sqlite_file
-from edi_storage.error_mapping import database_errors
-from edi_storage.errors import InvalidInput
-from edi_storage.migrate.scripts import VERSION_TABLE, include_name, known_revisions
-from edi_storage.migrate.state import inspect_schema, unusable
-from edi_storage.models import Base
-from edi_storage.models.base import utcnow
-from edi_storage.models.monitoring import QueryPerformance
-from edi_storage.monitoring import QueryRecorder
 from edi_storage.schemas.maintenance import QueryTypeMetrics
 from edi_storage.schemas.operations import (
     BackupReport,
@@ -51,7 +53,6 @@ from edi_storage.schemas.operations import (
     SizeReport,
     TableSize,
 )
-from edi_storage.services.base import Service, SessionScope
 
 if TYPE_CHECKING:
     from edi_storage.storage import Storage
@@ -63,18 +64,6 @@ def _report(backup: Backup) -> BackupReport:
     )
 
 
-def _sqlite_integrity(conn: Connection) -> tuple[str, int | None]:
-    """integrity_check's verdict and the foreign_key_check count. Damage bad enough that SQLite aborts
-    the check ("database disk image is malformed") is a verdict too, not an error of the check."""
-    try:
-        integrity = "; ".join(str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check"))
-        violations = len(conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall())
-    except sa_exc.DatabaseError as error:
-        conn.rollback()
-        return f"check aborted: {error.orig}", None
-    return integrity, violations
-
-
 def _wal_bytes(database: Path | None) -> int | None:
     if database is None:
         return None
@@ -82,12 +71,12 @@ def _wal_bytes(database: Path | None) -> int | None:
     return wal.stat().st_size if wal.exists() else 0
 
 
-class MaintenanceService(Service):
-    def __init__(
-        self, scope: SessionScope, recorder: QueryRecorder | None = None, *, storage: Storage | None = None
-    ) -> None:
-        super().__init__(scope, recorder)
+class Maintenance:
+    """The whole-database operations of one ``Storage``."""
+
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
+        self.dialect = dialect_named(storage.engine.dialect.name)
 
     def performance_metrics(self, hours: float = 24) -> list[QueryTypeMetrics]:
         """Count, average, max and min SQL time and rows per query type over the last ``hours``.
@@ -97,8 +86,8 @@ class MaintenanceService(Service):
         """
         if not 0 < hours <= 24 * 366:
             raise InvalidInput.single("hours", "must be more than 0 and at most a year", hours)
-        if self.recorder is not None:
-            self.recorder.flush()
+        if self._storage.recorder is not None:
+            self._storage.recorder.flush()
         qp = QueryPerformance
         statement = (
             select(
@@ -114,8 +103,8 @@ class MaintenanceService(Service):
             .group_by(qp.query_type)
             .order_by(qp.query_type)
         )
-        with self._tx(readonly=True) as s:
-            rows = s.execute(statement).all()
+        with self._storage.unit_of_work(readonly=True) as uow:
+            rows = uow.session.execute(statement).all()
         return [
             QueryTypeMetrics(
                 query_type=kind,
@@ -129,21 +118,15 @@ class MaintenanceService(Service):
             for kind, count, avg_time, max_time, min_time, avg_rows, total_rows in rows
         ]
 
-    def _whole_database(self) -> Storage:
-        """The Storage this service runs on: whole-database operations never run in a unit of work."""
-        if self._storage is None:
-            raise TypeError("whole-database operations run on storage.maintenance, not inside a unit of work")
-        return self._storage
-
     def _file(self) -> Path | None:
         """The SQLite file, or None for PostgreSQL and in-memory databases."""
-        return sqlite_file(self._whole_database().url)
+        return sqlite_file(self._storage.url)
 
     # -- backups ---------------------------------------------------------------------------------
     def backup(self, directory: Path, *, compress: bool = False) -> BackupReport:
         """A verified backup in ``directory``; reported only after it passed its checks."""
-        storage = self._whole_database()
-        if storage.engine.dialect.name == "postgresql":
+        storage = self._storage
+        if not is_sqlite(storage.url):
             return _report(backup_postgres(storage.url, directory))
         database = self._file()
         if database is None:
@@ -195,9 +178,9 @@ class MaintenanceService(Service):
         problems: list[str] = []
         integrity: str | None = None
         violations: int | None = None
-        with database_errors(), self._whole_database().engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                integrity, violations = _sqlite_integrity(conn)
+        with database_errors(), self._storage.engine.connect() as conn:
+            integrity, violations = self.dialect.integrity(conn)
+            if integrity is not None:
                 if integrity != "ok":
                     problems.append(f"integrity_check: {integrity}")
                 if violations:
@@ -228,28 +211,18 @@ class MaintenanceService(Service):
 
     def size(self) -> SizeReport:
         """Rows and bytes per table (bytes from SQLite's dbstat, or pg_total_relation_size)."""
-        with database_errors(), self._whole_database().engine.connect() as conn:
+        with database_errors(), self._storage.engine.connect() as conn:
             names = sorted(inspect(conn).get_table_names())
-            tables = []
-            sqlite = conn.dialect.name == "sqlite"
-            sizes: dict[str, int] = {}  # every table and index (SQLite)
-            if sqlite:
-                sizes = {
-                    str(n): int(b)
-                    for n, b in conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
-                }
-            for name in names:
-                rows = conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one()
-                size = (
-                    sizes.get(name)
-                    if sqlite
-                    else conn.execute(text("SELECT pg_total_relation_size(:t)"), {"t": name}).scalar_one()
+            objects = self.dialect.object_bytes(conn, names)  # every table, and (SQLite) every index
+            tables = [
+                TableSize(
+                    name=name,
+                    rows=conn.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one(),
+                    bytes=objects.get(name),
                 )
-                tables.append(TableSize(name=name, rows=rows, bytes=size))
-            page_size = free = None
-            if sqlite:
-                page_size = int(conn.exec_driver_sql("PRAGMA page_size").scalar_one())
-                free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one())
+                for name in names
+            ]
+            page_size, free = self.dialect.pages(conn)
             conn.rollback()
         database = self._file()
         return SizeReport(
@@ -258,7 +231,7 @@ class MaintenanceService(Service):
             free_pages=free,
             page_size=page_size,
             tables=tables,
-            objects=sizes,
+            objects=objects,
         )
 
     def health(self, history: Path | None = None) -> HealthReport:
@@ -288,26 +261,19 @@ class MaintenanceService(Service):
         return report
 
     def vacuum(self) -> None:
-        """Rewrite the file without its free pages (deleting rows alone never shrinks it). Under WAL
-        the rewritten pages land in the WAL first, so SQLite's file is checkpointed right after."""
-        sqlite = self._whole_database().engine.dialect.name == "sqlite"
-        self._autocommit("VACUUM" if sqlite else "VACUUM ANALYZE")
+        """Rewrite the database without its free space (deleting rows alone never shrinks a file).
+        Under WAL the rewritten pages land in the WAL first, so SQLite's file is checkpointed right after."""
+        with database_errors(), self._storage.engine.connect() as conn:
+            self.dialect.outside_transaction(conn, self.dialect.vacuum_sql)
         self.checkpoint()
 
     def analyze(self) -> None:
-        self._autocommit("ANALYZE")
+        with database_errors(), self._storage.engine.connect() as conn:
+            self.dialect.outside_transaction(conn, "ANALYZE")
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database file and truncate it (SQLite only)."""
-        if self._whole_database().engine.dialect.name == "sqlite":
-            self._autocommit("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _autocommit(self, statement: str) -> None:
-        """Statements that refuse to run inside a transaction, sent straight to the driver."""
-        with database_errors(), self._whole_database().engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                driver = conn.connection.driver_connection
-                assert driver is not None
-                driver.execute(statement)
-            else:
-                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(statement)
+        """Copy the WAL into the database file and truncate it (SQLite only; PostgreSQL has no file)."""
+        if self.dialect.checkpoint_sql is None:
+            return
+        with database_errors(), self._storage.engine.connect() as conn:
+            self.dialect.outside_transaction(conn, self.dialect.checkpoint_sql)
