@@ -420,3 +420,29 @@ def test_database_check_failures_name_tables_with_underscores(storage: Storage) 
 def test_search_needs_a_term(history: Storage, term: str) -> None:
     with pytest.raises(InvalidInput, match="term"):
         history.sessions.search_sessions(term)
+
+
+@pytest.mark.parametrize("order_by", ["final_alignment_score desc", "final_alignment_score asc"])
+def test_score_orderings_page_through_every_session_with_nulls_last(storage: Storage, order_by: str) -> None:
+    """Pages of any size, at any offset, give the sessions sorted by score (ties by id, in the direction
+    of the order) with the unscored ones after all scored ones: none repeated, none missing."""
+    scores = [None, 0.5, 0.9, None, 0.5, 0.1, None, 0.9, 0.3, None, 0.7]
+    storage.sessions.batch_save_sessions(
+        [
+            {"id": f"s{n:02}", "image_path": f"/p/{n}.jpg", "naive_prompt": "x", "final_alignment_score": score}
+            for n, score in enumerate(scores)
+        ]
+    )
+    descending = order_by.endswith("desc")
+    scored = sorted(
+        ((score, f"s{n:02}") for n, score in enumerate(scores) if score is not None), reverse=descending
+    )
+    unscored = sorted((f"s{n:02}" for n, score in enumerate(scores) if score is None), reverse=descending)
+    expected = [sid for _, sid in scored] + unscored
+    for limit in (1, 3, 4, 20):
+        pages = [
+            [s.id for s in storage.sessions.query_history(limit=limit, offset=offset, order_by=order_by)]
+            for offset in range(0, len(scores) + limit, limit)
+        ]
+        assert [sid for page in pages for sid in page] == expected, limit
+    assert storage.sessions.query_history(offset=len(scores), order_by=order_by) == []
