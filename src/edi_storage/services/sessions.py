@@ -28,7 +28,22 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, case, delete, func, insert, inspect, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.orm import InstanceState, Session, selectinload
 
 from edi_storage.dialects import SQLDialect, dialect_of
@@ -294,8 +309,9 @@ class SessionService(Service):
     def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
         query = parse(HistoryQuery, {"status_filter": status_filter})
         with self._tx(readonly=True) as s:
-            statement = select(func.count()).select_from(EditSession).where(*_filters(query, dialect_of(s)))
-            return s.scalar(statement) or 0
+            values = _filter_values(query)
+            terms = _filters(frozenset(values), query.order_by, dialect_of(s))
+            return s.scalar(select(func.count()).select_from(EditSession).where(*terms), values) or 0
 
     @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
@@ -339,83 +355,110 @@ class _StatusUpdate(InputModel):
 _SCORE_ORDERS = {OrderBy.SCORE_DESC: True, OrderBy.SCORE_ASC: False}
 
 
-def _filters(query: HistoryQuery, dialect: SQLDialect) -> list[ColumnElement[bool]]:
-    """The WHERE terms of ``query``. Every ordering has an index that serves it together with the
-    status filter; the other range filters are written so that they never take the plan away from that
-    index (walk it in order, stop after ``limit`` matches), rather than range-scan and sort every match.
-    """
-    by_score = query.order_by in _SCORE_ORDERS
-    created = dialect.unindexed(EditSession.created_at) if by_score else EditSession.created_at
-    score = (
+_FILTER_NAMES = ("status", "date_from", "date_to", "min_score", "pattern")
+
+
+def _filter_values(query: HistoryQuery) -> dict[str, Any]:
+    """The filters ``query`` sets, as the parameters of the statements ``_history_statements`` builds."""
+    values = {
+        "status": None if query.status_filter is None else query.status_filter.value,
+        "date_from": query.date_from,
+        "date_to": query.date_to,
+        "min_score": query.min_score,
+        "pattern": f"%{escape_like(query.search_term)}%" if query.search_term else None,
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _filters(names: frozenset[str], order_by: OrderBy, dialect: SQLDialect) -> list[ColumnElement[bool]]:
+    """The WHERE terms for the filters ``names``, as bound parameters. Every ordering has an index that
+    serves it together with the status filter; the other range filters are written so that they never
+    take the plan away from that index (walk it in order, stop after ``limit`` matches), rather than
+    range-scan and sort every match."""
+    by_score = order_by in _SCORE_ORDERS
+    created: Any = dialect.unindexed(EditSession.created_at) if by_score else EditSession.created_at
+    score: Any = (
         EditSession.final_alignment_score
         if by_score
         else dialect.unindexed(EditSession.final_alignment_score)
     )
-    terms: list[ColumnElement[bool]] = []
-    if query.status_filter is not None:
-        terms.append(EditSession.status == query.status_filter.value)
-    if query.date_from is not None:
-        terms.append(created >= query.date_from)
-    if query.date_to is not None:
-        terms.append(created <= query.date_to)
-    if query.min_score is not None:
-        terms.append(score >= query.min_score)
-    if query.search_term:
-        pattern = f"%{escape_like(query.search_term)}%"
-        terms.append(
-            EditSession.image_path.ilike(pattern, escape="\\")
-            | EditSession.naive_prompt.ilike(pattern, escape="\\")
+    when = EditSession.created_at.type
+    pattern: BindParameter[str] = bindparam("pattern", type_=String())
+    terms = {
+        "status": EditSession.status == bindparam("status"),
+        "date_from": created >= bindparam("date_from", type_=when),
+        "date_to": created <= bindparam("date_to", type_=when),
+        "min_score": score >= bindparam("min_score", type_=Float()),
+        "pattern": EditSession.image_path.ilike(pattern, escape="\\")
+        | EditSession.naive_prompt.ilike(pattern, escape="\\"),
+    }
+    return [terms[name] for name in _FILTER_NAMES if name in names]
+
+
+@cache
+def _history_statements(
+    dialect: SQLDialect, names: frozenset[str], order_by: OrderBy
+) -> tuple[Select[Any], Select[Any] | None, Select[Any] | None]:
+    """The statements of one filter shape and ordering, built once (SQLAlchemy compiles and caches each
+    per engine): the page, and for a score ordering whose NULLs the database sorts first, the page of
+    unscored sessions and the count of scored ones (``_scored_then_unscored``).
+
+    Every ordering ends in ``id``, so that ties (a batch sharing one ``created_at``) have one stable
+    order and the index that includes ``id`` serves the sort.
+    """
+    terms = _filters(names, order_by, dialect)
+    base = select(*_SUMMARY_COLUMNS).where(*terms)
+    page = (bindparam("limit", type_=Integer()), bindparam("offset", type_=Integer()))
+    sid, score = EditSession.id, EditSession.final_alignment_score
+    if order_by not in _SCORE_ORDERS:
+        created = EditSession.created_at
+        order = (
+            (created.desc(), sid.desc()) if order_by is OrderBy.CREATED_DESC else (created.asc(), sid.asc())
         )
-    return terms
+        return base.order_by(*order).limit(page[0]).offset(page[1]), None, None
+    descending = _SCORE_ORDERS[order_by]
+    by_score = (score.desc(), sid.desc()) if descending else (score.asc(), sid.asc())
+    if "min_score" in names or dialect.native_nulls_last(descending=descending):
+        # No NULL can match a minimum score, and elsewhere the database puts them last by itself.
+        return base.order_by(*by_score).limit(page[0]).offset(page[1]), None, None
+    scored = base.where(score.is_not(None)).order_by(*by_score).limit(page[0]).offset(page[1])
+    unscored = base.where(score.is_(None)).order_by(by_score[1]).limit(page[0]).offset(page[1])
+    counted = select(func.count()).select_from(EditSession).where(*terms, score.is_not(None))
+    return scored, unscored, counted
 
 
 def _history(s: Session, query: HistoryQuery) -> list[dict[str, Any]]:
-    """One page of summaries, every ordering ending in ``id`` so that ties (a batch sharing one
-    ``created_at``) have one stable order and the index that includes ``id`` serves the sort."""
-    dialect = dialect_of(s)
-    terms = _filters(query, dialect)
-    base = select(*_SUMMARY_COLUMNS).where(*terms)
-    if query.order_by is OrderBy.CREATED_DESC:
-        return _page(s, base.order_by(EditSession.created_at.desc(), EditSession.id.desc()), query)
-    if query.order_by is OrderBy.CREATED_ASC:
-        return _page(s, base.order_by(EditSession.created_at.asc(), EditSession.id.asc()), query)
-    descending = _SCORE_ORDERS[query.order_by]
-    score, sid = EditSession.final_alignment_score, EditSession.id
-    tie = sid.desc() if descending else sid.asc()
-    if query.min_score is not None or dialect.native_nulls_last(descending=descending):
-        # No NULL can match a minimum score, and elsewhere the database puts them last by itself.
-        return _page(s, base.order_by(score.desc() if descending else score.asc(), tie), query)
-    return _scored_then_unscored(s, base, terms, query, descending)
+    """One page of summaries (see ``_history_statements``)."""
+    values = _filter_values(query)
+    page, unscored, counted = _history_statements(dialect_of(s), frozenset(values), query.order_by)
+    rows = _rows(s, page, values | {"limit": query.limit, "offset": query.offset})
+    if unscored is None or counted is None or len(rows) == query.limit:
+        return rows
+    return rows + _unscored_rest(s, unscored, counted, values, query, len(rows))
 
 
-def _page(s: Session, statement: Select[Any], query: HistoryQuery) -> list[dict[str, Any]]:
-    return [dict(row) for row in s.execute(statement.limit(query.limit).offset(query.offset)).mappings()]
+def _rows(s: Session, statement: Select[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(row) for row in s.execute(statement, params).mappings()]
 
 
-def _scored_then_unscored(
-    s: Session, base: Select[Any], terms: list[ColumnElement[bool]], query: HistoryQuery, descending: bool
+def _unscored_rest(
+    s: Session,
+    unscored: Select[Any],
+    counted: Select[Any],
+    values: dict[str, Any],
+    query: HistoryQuery,
+    found: int,
 ) -> list[dict[str, Any]]:
-    """A score ordering with NULLs last where the database sorts them first: the scored sessions, then
-    the unscored ones, each read in index order. ``NULLS LAST`` in one statement would sort every match.
+    """A score ordering with NULLs last where the database sorts them first reads the scored sessions,
+    then the unscored ones, each in index order (``NULLS LAST`` in one statement would sort every match).
 
-    A second statement runs only for the page where the scored sessions run out; when the page starts
+    This second statement runs only for the page where the scored sessions run out; when the page starts
     past them, a count of the scored matches says how many unscored ones to skip.
     """
-    score, sid = EditSession.final_alignment_score, EditSession.id
-    scored = base.where(score.is_not(None)).order_by(
-        score.desc() if descending else score.asc(), sid.desc() if descending else sid.asc()
-    )
-    rows = _page(s, scored, query)
-    if len(rows) == query.limit:
-        return rows
     skip = 0
-    if not rows and query.offset:
-        counted = s.scalar(select(func.count()).select_from(EditSession).where(*terms, score.is_not(None)))
-        counted = counted or 0
-        skip = max(0, query.offset - counted)
-    unscored = base.where(score.is_(None)).order_by(sid.desc() if descending else sid.asc())
-    remaining = query.model_copy(update={"limit": query.limit - len(rows), "offset": skip})
-    return rows + _page(s, unscored, remaining)
+    if not found and query.offset:
+        skip = max(0, query.offset - (s.scalar(counted, values) or 0))
+    return _rows(s, unscored, values | {"limit": query.limit - found, "offset": skip})
 
 
 # -- reading graphs --------------------------------------------------------------------------------
