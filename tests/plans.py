@@ -29,23 +29,25 @@ def statements_of(storage: Storage, call: Callable[[], object]) -> list[tuple[st
 
 def plans_of(storage: Storage, call: Callable[[], object]) -> list[str]:
     """SQLite's EXPLAIN QUERY PLAN lines for every SELECT ``call`` issues, with its real parameters."""
+    statements = statements_of(storage, call)  # before connecting: a memory database has one connection
     with storage.engine.connect() as conn:
         driver = conn.connection.driver_connection
         assert driver is not None
         return [
             str(row[-1])
-            for sql, parameters in statements_of(storage, call)
+            for sql, parameters in statements
             for row in driver.execute(f"EXPLAIN QUERY PLAN {sql}", parameters)
         ]
 
 
 def postgres_plans_of(storage: Storage, call: Callable[[], object]) -> list[dict[str, Any]]:
     """PostgreSQL's EXPLAIN (FORMAT JSON) plan tree of every SELECT ``call`` issues."""
+    statements = statements_of(storage, call)
     with storage.engine.connect() as conn:
         driver = conn.connection.driver_connection
         assert driver is not None
         plans = []
-        for sql, parameters in statements_of(storage, call):
+        for sql, parameters in statements:
             with driver.cursor() as cursor:
                 cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", parameters)
                 value = cursor.fetchone()[0]

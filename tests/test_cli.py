@@ -34,7 +34,10 @@ def parsed(result: Result) -> Any:
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/x.db"
+    """A database at head, as `edi-storage upgrade` leaves it (no other command creates one)."""
+    created = f"sqlite:///{tmp_path}/x.db"
+    Storage(created).close()
+    return created
 
 
 def reference_session(session_id: str, **overrides: Any) -> dict[str, Any]:
@@ -91,10 +94,16 @@ def test_demo_works_as_the_first_command_of_a_fresh_clone(
     assert "25" in result.stdout
 
 
-def test_demo_is_repeatable_with_the_same_seed(url: str) -> None:
-    """The same seed gives the same ids, so running demo twice replaces sessions instead of doubling them."""
+def test_demo_refuses_a_database_that_holds_sessions_unless_forced(url: str) -> None:
+    """A second demo would add a second library and gallery to the user's data: it asks for --force.
+    With it, the same seed gives the same ids, so sessions are replaced rather than doubled."""
     assert invoke("demo", "--sessions", "120", "--seed", "7", url=url).exit_code == 0
-    assert invoke("demo", "--sessions", "120", "--seed", "7", url=url).exit_code == 0
+    with Storage(url) as storage:
+        library_before = storage.library.stats()
+    assert_clean_failure(invoke("demo", "--sessions", "120", "--seed", "7", url=url), 1, "--force")
+    with Storage(url) as storage:
+        assert storage.library.stats() == library_before, "the refused demo wrote nothing"
+    assert invoke("demo", "--sessions", "120", "--seed", "7", "--force", url=url).exit_code == 0
     assert session_count(url) == 120
 
 
@@ -103,8 +112,9 @@ def test_url_defaults_to_the_environment(tmp_path: Path, monkeypatch: pytest.Mon
     path = tmp_path / "from-env.db"
     monkeypatch.setenv("EDI_STORAGE_URL", f"sqlite:///{path}")
 
-    assert parsed(invoke("stats", "--json"))["total_sessions"] == 0
+    assert invoke("upgrade").exit_code == 0
     assert path.exists()
+    assert parsed(invoke("stats", "--json"))["total_sessions"] == 0
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -253,6 +263,7 @@ def test_import_then_export_round_trips(tmp_path: Path, url: str) -> None:
     assert json.loads(out.read_text(encoding="utf-8")) == exported
 
     other = f"sqlite:///{tmp_path}/other.db"
+    assert invoke("upgrade", url=other).exit_code == 0
     assert invoke("import", str(out), url=other).exit_code == 0
     assert parsed(invoke("export", "session-789", url=other)) == exported
     with Storage(url) as first, Storage(other) as second:
@@ -483,6 +494,7 @@ def test_export_all_then_import_elsewhere(url: str, tmp_path: Path) -> None:
     dump = tmp_path / "out.jsonl"
     assert invoke("export", "--all", "--out", str(dump), url=url).exit_code == 0
     other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert invoke("upgrade", url=other).exit_code == 0
     result = invoke("import", str(dump), url=other)
     assert result.exit_code == 0, result.output
     again = tmp_path / "again.jsonl"
@@ -524,8 +536,9 @@ def test_import_refuses_one_id_in_two_files_naming_both(url: str, tmp_path: Path
     assert session_count(url) == 0
 
 
-def test_current_does_not_create_a_database_and_upgrade_says_it_did(url: str, tmp_path: Path) -> None:
+def test_current_does_not_create_a_database_and_upgrade_says_it_did(tmp_path: Path) -> None:
     """Looking must not create; creating must say so."""
+    url = f"sqlite:///{tmp_path}/x.db"
     result = invoke("current", url=url)
     assert result.exit_code == 2 and "no database" in result.stderr
     assert not (tmp_path / "x.db").exists()

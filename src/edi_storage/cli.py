@@ -31,9 +31,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from edi_storage.config import Settings
-from edi_storage.engine import normalise_url, sqlite_file
+from edi_storage.config import Settings, database_url
+from edi_storage.engine import sqlite_file
 from edi_storage.errors import (
+    Conflict,
     DatabaseUnavailable,
     FieldError,
     InvalidInput,
@@ -46,6 +47,7 @@ from edi_storage.models.audit import AuditOperation
 from edi_storage.models.gallery import CurationStatus
 from edi_storage.models.sessions import SessionStatus
 from edi_storage.ops.backups import RetentionPolicy
+from edi_storage.ops.maintenance import Maintenance
 from edi_storage.ops.transfer import export_all, import_all
 from edi_storage.schemas.audit import AuditRecord
 from edi_storage.schemas.common import parse
@@ -86,12 +88,15 @@ class Cli:
     out: Console
     err: Console
 
-    def storage(self) -> Storage:
-        return Storage(self.url)
+    def storage(self, *, create: bool = False) -> Storage:
+        """The database named by ``--url``. Only ``upgrade`` (and ``demo``, on a new database) may create
+        one: every other command refuses a missing file, an empty database or another application's,
+        naming the command to run, and leaves it as it was."""
+        return Storage(self.url, create=create)
 
     def new_sqlite_file(self) -> Path | None:
         """The SQLite file this command would create (Storage creates a missing database at head)."""
-        path = sqlite_file(normalise_url(self.url or Settings().url))
+        path = sqlite_file(database_url(self.url or Settings().url))
         return path if path is not None and not path.exists() else None
 
 
@@ -369,7 +374,7 @@ def upgrade(
     """Migrate the database to the newest schema (a SQLite file is backed up first)."""
     state: Cli = ctx.obj
     created = state.new_sqlite_file()
-    with state.storage() as storage:
+    with state.storage(create=True) as storage:
         before = storage.current_revision()
         # None leaves the choice to Settings (EDI_STORAGE_BACKUP_BEFORE_UPGRADE, on by default).
         storage.upgrade(backup=False if no_backup else None)
@@ -626,13 +631,21 @@ def demo(
     ctx: typer.Context,
     sessions: Annotated[int, typer.Option(min=0, help="How many sessions to generate.")] = 200,
     seed_value: Annotated[int, typer.Option("--seed", help="Same seed, same sessions (same ids).")] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Add the demo data to a database that already holds sessions.")
+    ] = False,
 ) -> None:
-    """Fill the database with realistic sessions, the prompt library and a gallery, then show them."""
+    """Fill a new database with realistic sessions, the prompt library and a gallery, then show them."""
     # Imported here: factory-boy, Faker and Pillow take a while to import and only this command needs them.
     from edi_storage.testing.demo import populate
 
     cli: Cli = ctx.obj
-    with cli.storage() as storage:
+    with cli.storage(create=True) as storage:
+        if not force and storage.sessions.get_session_count():
+            raise Conflict(
+                f"the database at {storage.url.render_as_string(hide_password=True)} already holds sessions; "
+                "the demo fills a new database (give --url sqlite:///demo.db), or --force to add to this one"
+            )
         cli.err.print(Text(f"database: {storage.url.render_as_string(hide_password=True)}"))
         with progress_bar(cli.err) as progress:
             tasks = {
@@ -1087,8 +1100,7 @@ def restore(
 ) -> None:
     """Restore a SQLite backup (checked first) and upgrade it to the newest schema."""
     cli: Cli = ctx.obj
-    with cli.storage() as storage:
-        report = storage.maintenance.restore(source, to, overwrite=force)
+    report = Maintenance.restore(source, to, overwrite=force)
     cli.out.print(
         Text(f"restored {source} into {report.target}: {report.revision_before} -> {report.revision_after}")
     )

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from edi_storage.errors import DatabaseUnavailable, InvalidInput
 
 DEFAULT_URL = "sqlite:///edi_sessions.db"
 
@@ -25,3 +31,29 @@ class Settings(BaseSettings):
     echo: bool = False
     record_query_performance: bool = False
     query_performance_retention_days: int = Field(default=30, ge=1)
+
+
+URL_FORMS = "a SQLite file is sqlite:///PATH, PostgreSQL postgresql://USER@HOST/DATABASE"
+
+
+def database_url(value: str | URL) -> URL:
+    """Parse a database URL; a mistake is one clear error naming the fix, never a driver traceback.
+
+    A bare ``postgresql://`` means psycopg 3, the driver the ``postgres`` extra installs.
+    """
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise InvalidInput.single("url", f"is not a database URL ({URL_FORMS})", value) from None
+    backend = url.get_backend_name()
+    if backend not in {"sqlite", "postgresql"}:
+        shown = url.render_as_string(hide_password=True)
+        problem = f"names a database edi-storage does not support ({URL_FORMS})"
+        raise InvalidInput.single("url", problem, shown)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername == "postgresql+psycopg" and importlib.util.find_spec("psycopg") is None:
+        raise DatabaseUnavailable(
+            "PostgreSQL needs the psycopg driver, which is not installed: pip install 'edi-storage[postgres]'"
+        )
+    return url

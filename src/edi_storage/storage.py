@@ -17,9 +17,10 @@ from alembic import command
 from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edi_storage.config import Settings
-from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, normalise_url
+from edi_storage.config import Settings, database_url
+from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, sqlite_file
 from edi_storage.error_mapping import database_errors
+from edi_storage.errors import DatabaseUnavailable
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.monitoring import QueryRecorder
@@ -68,8 +69,12 @@ class UnitOfWork:
 class Storage:
     """The storage of one database.
 
-    ``Storage()`` opens ``./edi_sessions.db`` (or ``EDI_STORAGE_URL``); a new, empty database is created
-    at the newest schema. ``auto_upgrade=True`` also upgrades an older one (after a checked backup).
+    ``Storage()`` opens ``./edi_sessions.db`` (or ``EDI_STORAGE_URL``); a missing or empty database is
+    created at the newest schema, unless ``create=False``: then a missing, empty or foreign database is
+    refused at once, and nothing is written (the command line opens every database this way but for
+    ``upgrade``). A
+    database that holds another application's tables is never changed unless ``upgrade()`` is called.
+    ``auto_upgrade=True`` also upgrades an older one (after a checked backup).
     ``creator`` hands SQLAlchemy a ready DBAPI connection (tests copy a migrated template into memory).
     """
 
@@ -83,6 +88,7 @@ class Storage:
         echo: bool | None = None,
         record_query_performance: bool | None = None,
         creator: Callable[[], Any] | None = None,
+        create: bool = True,
     ) -> None:
         given: dict[str, Any] = {
             "auto_upgrade": auto_upgrade,
@@ -94,7 +100,10 @@ class Storage:
         if url is not None:
             given["url"] = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
         self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
-        self.url = normalise_url(self.settings.url)
+        self.url = database_url(self.settings.url)
+        path = sqlite_file(self.url)
+        if not create and creator is None and path is not None and not path.exists():
+            raise DatabaseUnavailable(f"there is no database at {path}; `edi-storage upgrade` creates one")
         self.engine: Engine = create_storage_engine(
             self.url, busy_timeout_ms=self.settings.busy_timeout_ms, echo=self.settings.echo, creator=creator
         )
@@ -116,7 +125,12 @@ class Storage:
         self.gallery = GalleryService(self._own_transaction, self.recorder)
 
         status = self.schema_status()
-        if status.state is SchemaState.EMPTY or (
+        if not create and status.state in {SchemaState.EMPTY, SchemaState.FOREIGN}:
+            self.engine.dispose()
+            refused = unusable(status)
+            assert refused is not None
+            raise refused
+        if (create and status.state is SchemaState.EMPTY) or (
             self.settings.auto_upgrade and status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}
         ):
             self.upgrade()

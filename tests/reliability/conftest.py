@@ -22,6 +22,16 @@ from sqlalchemy.pool import QueuePool
 # The tables that hang off a session; none may keep a row whose session is gone.
 SESSION_CHILDREN = ("prompts", "entities", "validations", "user_feedback")
 REPOSITORY = Path(__file__).parents[2]
+# Given to every child script: the parent polls for a child's signal files and reads them as soon as they
+# exist, so a child writes each one whole (a temporary file, then a rename) and never half of one.
+CHILD_PRELUDE = """
+def publish(path, text):
+    import os
+    partial = str(path) + ".part"
+    with open(partial, "w") as handle:
+        handle.write(text)
+    os.replace(partial, path)
+"""
 
 
 @dataclass
@@ -75,7 +85,7 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         log = tmp_path / f"child-{len(children)}.log"
         log_file = log.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-c", script, *args],
+            [sys.executable, "-c", CHILD_PRELUDE + script, *args],
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

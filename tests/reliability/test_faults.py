@@ -68,7 +68,7 @@ templates = [SessionCreateFactory.build().model_dump(mode="json") for _ in range
 batch = [{**templates[i % 20], "id": str(uuid.uuid4())} for i in range(count)]
 storage = Storage(url)
 storage.sessions.get_session_count()
-Path(f"{marker}.ids").write_text(json.dumps([item["id"] for item in batch]))
+publish(Path(f"{marker}.ids"), json.dumps([item["id"] for item in batch]))
 marker.touch()
 storage.sessions.batch_save_sessions(batch)
 Path(f"{marker}.done").touch()
@@ -212,7 +212,7 @@ def save():
 phase1 = {"open": attempt(open_storage)}
 if storage is not None:
     phase1["save"] = attempt(save)
-(signals / "phase1.json").write_text(json.dumps(phase1))
+publish(signals / "phase1.json", json.dumps(phase1))
 while not (signals / "writable").exists():
     time.sleep(0.005)
 phase2 = {}
@@ -221,7 +221,7 @@ if storage is None:
 phase2["save"] = attempt(save)
 phase2["count"] = attempt(lambda: storage.sessions.get_session_count())
 storage.close()
-(signals / "phase2.json").write_text(json.dumps(phase2))
+publish(signals / "phase2.json", json.dumps(phase2))
 """
 
 

@@ -67,7 +67,7 @@ else:
     while not Path(stop).exists():
         timed(lambda: storage.sessions.query_history(limit=50))
 storage.close()
-Path(out).write_text(json.dumps({"ids": ids, "errors": errors, "calls": len(latencies),
+publish(Path(out), json.dumps({"ids": ids, "errors": errors, "calls": len(latencies),
                                  "worst": max(latencies, default=0.0)}))
 """
 

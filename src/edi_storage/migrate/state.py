@@ -30,6 +30,7 @@ REFERENCE_OPTIONAL_COLUMNS: dict[str, frozenset[str]] = {"sessions": frozenset({
 
 class SchemaState(StrEnum):
     EMPTY = "empty"
+    FOREIGN = "foreign"  # tables of another application, none of edi-storage's
     CURRENT = "current"
     BEHIND = "behind"
     AHEAD = "ahead"
@@ -64,6 +65,9 @@ def inspect_schema(connection: Connection) -> SchemaStatus:
     existing = set(inspect(connection).get_table_names())
     ours = existing & REFERENCE_COLUMNS.keys()
     if not ours:
+        others = sorted(t for t in existing if not t.startswith("sqlite_"))
+        if others:
+            return SchemaStatus(SchemaState.FOREIGN, None, head, [f"it holds table {t!r}" for t in others])
         return SchemaStatus(SchemaState.EMPTY, None, head)
     differences = reference_shape_differences(connection, existing)
     state = SchemaState.UNRECOGNISED if differences else SchemaState.REFERENCE
@@ -117,6 +121,13 @@ def unusable(status: SchemaStatus) -> SchemaError | None:
         return None
     if (error := refusal(status)) is not None:
         return error
+    if status.state is SchemaState.FOREIGN:
+        tables = ", ".join(d.removeprefix("it holds table ") for d in status.differences)
+        return SchemaOutOfDate(
+            f"the database holds another application's tables ({tables}) and none of edi-storage's; "
+            "edi-storage adds its tables to it only when asked: run `edi-storage upgrade` "
+            "(or storage.upgrade())"
+        )
     where = {
         SchemaState.REFERENCE: "a database written by the reference implementation",
         SchemaState.EMPTY: "without edi-storage tables",
