@@ -429,7 +429,12 @@ def test_score_orderings_page_through_every_session_with_nulls_last(storage: Sto
     scores = [None, 0.5, 0.9, None, 0.5, 0.1, None, 0.9, 0.3, None, 0.7]
     storage.sessions.batch_save_sessions(
         [
-            {"id": f"s{n:02}", "image_path": f"/p/{n}.jpg", "naive_prompt": "x", "final_alignment_score": score}
+            {
+                "id": f"s{n:02}",
+                "image_path": f"/p/{n}.jpg",
+                "naive_prompt": "x",
+                "final_alignment_score": score,
+            }
             for n, score in enumerate(scores)
         ]
     )
