@@ -286,7 +286,7 @@ def test_import_of_an_invalid_file_names_the_field_and_writes_nothing(tmp_path: 
         tmp_path / "bad.json", [reference_session("s1"), reference_session("s2", entities=[bad_entity])]
     )
 
-    result = invoke("import", str(bad), "--batch-size", "1", url=url)
+    result = invoke("import", str(bad), url=url)
 
     assert_clean_failure(result, 1, "bad.json[1].entities.0.confidence", "nothing imported")
     assert session_count(url) == 1
@@ -512,8 +512,9 @@ def test_prune_health_and_files_commands(url: str, tmp_path: Path) -> None:
     done = invoke("prune", "--older-than-days", "15", "--archive", str(archive), "--vacuum", url=url)
     assert done.exit_code == 0, done.output
     assert session_count(url) == 30 - dry["sessions"] and archive.exists()
-    assert "audit_log" in invoke("health", url=url).stdout
-    assert parsed(invoke("health", "--json", url=url))["previous_at"] is not None
+    history = tmp_path / "health.json"
+    assert "audit_log" in invoke("health", "--history", str(history), url=url).stdout
+    assert parsed(invoke("health", "--history", str(history), "--json", url=url))["previous_at"] is not None
     folder = tmp_path / "managed"
     folder.mkdir()
     (folder / "stray.png").write_bytes(b"x")

@@ -42,13 +42,14 @@ from edi_storage.errors import (
     SchemaError,
     StorageError,
 )
+from edi_storage.migrate.safety import last_pre_upgrade_backup
 from edi_storage.migrate.state import SchemaState, SchemaStatus
 from edi_storage.models.audit import AuditOperation
 from edi_storage.models.gallery import CurationStatus
 from edi_storage.models.sessions import SessionStatus
 from edi_storage.ops.backups import RetentionPolicy
 from edi_storage.ops.maintenance import Maintenance
-from edi_storage.ops.transfer import export_all, import_all
+from edi_storage.ops.transfer import ImportMode, export_all, import_all, import_sessions
 from edi_storage.schemas.audit import AuditRecord
 from edi_storage.schemas.common import parse
 from edi_storage.schemas.gallery import ImageOut
@@ -341,25 +342,6 @@ def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
     return sessions
 
 
-def save_in_batches(
-    storage: Storage,
-    sessions: Sequence[SessionCreate],
-    batch_size: int,
-    progress: Progress,
-    *,
-    audit: bool = True,
-    actor: str | None = None,
-) -> None:
-    """One transaction per batch: a large import neither holds the write lock throughout nor commits
-    every session on its own."""
-    task = progress.add_task("saving", total=len(sessions))
-    for start in range(0, len(sessions), batch_size):
-        batch = sessions[start : start + batch_size]
-        with storage.unit_of_work(actor=actor, audit=audit) as uow:
-            uow.sessions.batch_save_sessions(batch)
-        progress.advance(task, len(batch))
-
-
 # -- commands --------------------------------------------------------------------------------------
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
 
@@ -379,6 +361,9 @@ def upgrade(
         # None leaves the choice to Settings (EDI_STORAGE_BACKUP_BEFORE_UPGRADE, on by default).
         storage.upgrade(backup=False if no_backup else None)
         after = storage.current_revision()
+        backup = last_pre_upgrade_backup(storage.url)
+    if backup is not None:
+        state.out.print(Text(f"checked backup before the upgrade: {backup}"))
     if created is not None:
         state.out.print(Text(f"created {created} at the newest revision: {after}"))
     elif before == after:
@@ -494,17 +479,35 @@ def import_(
             "of everything (as `export --all` writes).",
         ),
     ],
-    batch_size: Annotated[int, typer.Option(min=1, help="Sessions per transaction.")] = 500,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace stored records that differ from the file's.")
+    ] = False,
+    merge: Annotated[
+        bool,
+        typer.Option(
+            "--merge",
+            help="Keep both: new ids for the file's differing sessions, runs and images; library prompts "
+            "merged by text (use counts added).",
+        ),
+    ] = False,
+    unverified: Annotated[
+        bool,
+        typer.Option("--unverified", help="Accept a .jsonl without a trailer (as older releases wrote)."),
+    ] = False,
     no_audit: Annotated[
         bool, typer.Option("--no-audit", help="Do not record the imported rows in the audit trail.")
     ] = False,
     actor: Annotated[str | None, typer.Option(help="Who imports, as the audit trail records it.")] = None,
 ) -> None:
-    """Import session graphs, or whole exports (.jsonl): stored records are replaced, never duplicated."""
+    """Import session graphs, or whole exports (.jsonl). A record that differs from the stored one with
+    the same id is a conflict: nothing is imported unless --replace or --merge says what to do."""
     state: Cli = ctx.obj
+    if replace and merge:
+        raise typer.BadParameter("give --replace or --merge, not both", param_hint="--replace/--merge")
+    mode = ImportMode.REPLACE if replace else ImportMode.MERGE if merge else ImportMode.REFUSE
     everything = [f for f in files if f.suffix == ".jsonl"]
     sessions = read_sessions([f for f in files if f.suffix != ".jsonl"])
-    imported = len(sessions)
+    imported = 0
     with state.storage() as storage, progress_bar(state.err) as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -513,11 +516,17 @@ def import_(
                 tasks[kind] = progress.add_task(kind, total=None)
             progress.advance(tasks[kind], n)
 
+        audit = not no_audit
         for path in everything:
-            counts = import_all(storage, path, advance, audit=not no_audit)
-            state.err.print(Text(f"{path}: " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
-            imported += counts["session"]
-        save_in_batches(storage, sessions, batch_size, progress, audit=not no_audit, actor=actor)
+            report = import_all(
+                storage, path, advance, mode=mode, audit=audit, actor=actor, verify=not unverified
+            )
+            state.err.print(Text(f"{path}: {report.summary()}"))
+            imported += report.total("session")
+        if sessions:
+            report = import_sessions(storage, sessions, mode=mode, audit=audit, actor=actor)
+            state.err.print(Text(f"session files: {report.summary()}"))
+            imported += report.total("session")
     state.out.print(Text(f"imported {imported} sessions from {len(files)} files"))
 
 
@@ -1095,12 +1104,19 @@ def backup(
 def restore(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(metavar="BACKUP", exists=True, dir_okay=False)],
-    to: Annotated[Path, typer.Option("--to", dir_okay=False, help="The database file to restore into.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="FILE|URL",
+            help="The SQLite file to restore a .db backup into, or the PostgreSQL URL for a .dump.",
+        ),
+    ],
     force: Annotated[bool, typer.Option(help="Replace an existing database at --to.")] = False,
 ) -> None:
-    """Restore a SQLite backup (checked first) and upgrade it to the newest schema."""
+    """Restore a backup (checked first) and upgrade it to the newest schema."""
     cli: Cli = ctx.obj
-    report = Maintenance.restore(source, to, overwrite=force)
+    report = Maintenance.restore(source, to if "://" in to else Path(to), overwrite=force)
     cli.out.print(
         Text(f"restored {source} into {report.target}: {report.revision_before} -> {report.revision_after}")
     )
@@ -1128,6 +1144,8 @@ def check(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             cli.out.print(Text(f"problem: {problem}", style="red"))
         for diff in report.drift:
             cli.out.print(Text(f"  drift: {diff}"))
+        for note in report.not_checked:
+            cli.out.print(Text(f"not checked: {note}", style="yellow"))
         cli.out.print(Text("healthy" if report.ok else "NOT healthy", style="green" if report.ok else "red"))
     if not report.ok:
         raise typer.Exit(1)
@@ -1150,6 +1168,8 @@ def size(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for t in report.tables:
         result.add_row(*cells(t.name, t.rows, t.bytes))
     cli.out.print(result)
+    for note in report.not_available:
+        cli.err.print(Text(f"not available: {note}"))
 
 
 def maintenance_command(name: str, summary: str, done: str) -> None:
@@ -1217,14 +1237,27 @@ def prune(
 
 
 @command()
-def health(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Bytes per table and index, WAL, free pages, rows, and growth since the last health report."""
+def health(
+    ctx: typer.Context,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            dir_okay=False,
+            help="Compare with the report kept in this file, and keep this one there (growth over time).",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bytes per table and index, WAL, free pages, rows, and (with --history) growth since last time."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
-        report = storage.maintenance.health()
+        report = storage.maintenance.health(history)
     if as_json:
         print_json(report.model_dump(mode="json"))
         return
+    for note in report.not_available:
+        cli.err.print(Text(f"not available: {note}"))
     since = f"since {report.previous_at:%Y-%m-%d %H:%M}" if report.previous_at else "(first report)"
     title = (
         f"health: {fmt(report.database_bytes)} bytes, WAL {fmt(report.wal_bytes)}, "

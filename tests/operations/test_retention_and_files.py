@@ -68,12 +68,16 @@ def test_prune_by_size_budget(tmp_path: Path) -> None:
 
 def test_health_reports_growth_since_the_last_report(tmp_path: Path) -> None:
     storage = Storage(f"sqlite:///{tmp_path / 'h.db'}")
-    first = storage.maintenance.health()
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    assert storage.maintenance.health().growth == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing, "without --history nothing is written"
+    history = tmp_path / "health-history.json"
+    first = storage.maintenance.health(history)
     assert first.previous_at is None and first.growth == {}
     assert first.objects["sessions"] > 0 and "ix_sessions_created_at_id" in first.objects
     storage.sessions.batch_save_sessions([SessionCreateFactory.build() for _ in range(300)])
     storage.maintenance.checkpoint()
-    second = storage.maintenance.health()
+    second = storage.maintenance.health(history)
     assert second.previous_at is not None
     assert second.growth["sessions"] > 0 and second.growth["audit_log"] > 0
     assert second.rows["sessions"] == 300

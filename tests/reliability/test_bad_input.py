@@ -59,7 +59,7 @@ from edi_storage.errors import (
 from edi_storage.models.library import prompt_hash
 from edi_storage.ops import backups
 from edi_storage.ops.maintenance import Maintenance
-from edi_storage.ops.transfer import export_all, import_all
+from edi_storage.ops.transfer import ExportWriter, export_all, import_all
 from edi_storage.state import SessionState, StateFileError, StateStore, read_state
 from edi_storage.storage import Storage
 from edi_storage.testing import (
@@ -957,12 +957,16 @@ def test_an_import_is_all_or_nothing(storage: Storage, tmp_path: Path) -> None:
     world = World(storage, tmp_path)
     before = snapshot(storage)
     taken = next(r["data"] for r in world.records if r["kind"] == "image")
-    lines = [
-        {"kind": "training_run", "data": {"id": 9001, "name": "new run", "model_path": "m.safetensors"}},
-        {"kind": "image", "data": {**taken, "id": 9002}},  # same filename, another id: a Conflict
+    lines: list[tuple[str, dict[str, Any]]] = [
+        ("training_run", {"id": 9001, "name": "new run", "model_path": "m.safetensors"}),
+        ("image", {**taken, "id": 9002}),  # same filename, another id: a Conflict
     ]
     dump = tmp_path / "conflict.jsonl"
-    dump.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    with dump.open("w", encoding="utf-8") as handle:  # a whole file, trailer included
+        writer = ExportWriter(handle)
+        for kind, data in lines:
+            writer.write(kind, data)
+        writer.close()
     with pytest.raises(Conflict):
         import_all(storage, dump)
     assert snapshot(storage) == before

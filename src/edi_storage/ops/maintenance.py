@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import URL, Connection, create_engine, func, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from edi_storage.dialects import dialect_named
-from edi_storage.engine import is_sqlite, sqlite_file
+from edi_storage.engine import is_sqlite, normalise_url, sqlite_file
 from edi_storage.error_mapping import database_errors
 from edi_storage.errors import InvalidInput
 from edi_storage.migrate.scripts import VERSION_TABLE, include_name, known_revisions
-from edi_storage.migrate.state import inspect_schema, unusable
+from edi_storage.migrate.state import SchemaState, inspect_schema, unusable
 from edi_storage.models import Base
 from edi_storage.models.base import utcnow
 from edi_storage.models.monitoring import QueryPerformance
@@ -37,9 +38,13 @@ from edi_storage.ops.backups import (
     backup_sqlite_file,
     copy_sqlite,
     delete_backup,
+    dump_revision,
+    is_postgres_dump,
     list_backups,
+    pg_restore_into,
     plain_sqlite,
     plan_rotation,
+    pre_upgrade_backups,
     sqlite_revision,
     verify_sqlite,
 )
@@ -60,8 +65,20 @@ if TYPE_CHECKING:
 
 def _report(backup: Backup) -> BackupReport:
     return BackupReport(
-        path=backup.path, taken_at=backup.taken_at, revision=backup.revision, bytes=backup.bytes
+        path=backup.path,
+        taken_at=backup.taken_at,
+        revision=backup.revision,
+        bytes=backup.bytes,
+        compressed=backup.compressed,
+        kind=backup.kind,
     )
+
+
+PG_WAL = "WAL size: not applicable on PostgreSQL (the server's WAL is shared by all its databases)"
+PG_FREE_PAGES = (
+    "free pages: not available on PostgreSQL (VACUUM keeps free space inside each table for reuse; "
+    "the pgstattuple extension can report it)"
+)
 
 
 def _wal_bytes(database: Path | None) -> int | None:
@@ -124,35 +141,55 @@ class Maintenance:
 
     # -- backups ---------------------------------------------------------------------------------
     def backup(self, directory: Path, *, compress: bool = False) -> BackupReport:
-        """A verified backup in ``directory``; reported only after it passed its checks."""
+        """A verified backup in ``directory``; reported only after it passed its checks.
+
+        SQLite: one file, ``<db>-<stamp>.db`` (``.db.gz`` with ``compress``) and its ``.json`` sidecar,
+        nothing else. PostgreSQL: a ``pg_dump`` custom-format archive, which is always compressed.
+        """
         storage = self._storage
         if not is_sqlite(storage.url):
-            return _report(backup_postgres(storage.url, directory))
+            revision = storage.current_revision()
+            return _report(backup_postgres(storage.url, directory, compress=compress, revision=revision))
         database = self._file()
         if database is None:
             raise BackupError("an in-memory database cannot be backed up to a file")
         return _report(backup_sqlite_file(database, directory, compress=compress))
 
-    @staticmethod
     def rotate(
-        directory: Path, *, dry_run: bool = False, policy: RetentionPolicy = DEFAULT_POLICY
+        self, directory: Path, *, dry_run: bool = False, policy: RetentionPolicy = DEFAULT_POLICY
     ) -> RotationReport:
-        keep, delete = plan_rotation(list_backups(directory), now=utcnow(), policy=policy)
+        """Apply ``policy`` to the backups in ``directory`` together with the checked ``.bak`` backups
+        upgrades took beside this database (a SQLite file): one set, one policy; the rest is deleted."""
+        found = {b.path.resolve(): b for b in list_backups(directory)}
+        database = self._file()
+        if database is not None:
+            found.update({b.path.resolve(): b for b in pre_upgrade_backups(database)})
+        keep, delete = plan_rotation(found.values(), now=utcnow(), policy=policy)
         if not dry_run:
             for backup in delete:
                 delete_backup(backup)
         return RotationReport(kept=[b.path for b in keep], deleted=[b.path for b in delete], dry_run=dry_run)
 
     @staticmethod
-    def restore(backup: Path, target: Path, *, overwrite: bool = False) -> RestoreReport:
-        """Restore a SQLite backup into ``target`` and bring it to the newest schema.
+    def restore(backup: Path, target: Path | URL | str, *, overwrite: bool = False) -> RestoreReport:
+        """Restore a backup into ``target`` and bring it to the newest schema.
 
-        The backup is checked first (integrity, a revision this release knows); an existing database at
-        ``target`` is only replaced with ``overwrite=True``, and then through SQLite's backup API, so a
-        process reading it never sees half a file.
+        A SQLite backup goes into the file ``target``: the backup is checked first (integrity, a
+        revision this release knows); an existing database at ``target`` is only replaced with
+        ``overwrite=True``, and then through SQLite's backup API, so a process reading it never sees
+        half a file. A PostgreSQL dump goes into the database at the URL ``target`` (``restore_postgres``).
         """
         if not backup.exists():
             raise BackupError(f"no backup at {backup}")
+        if isinstance(target, URL) or (isinstance(target, str) and "://" in target):
+            return Maintenance.restore_postgres(backup, target, overwrite=overwrite)
+        target = Path(target)
+        if backup.is_file() and is_postgres_dump(backup):
+            raise BackupError(
+                f"{backup} is a PostgreSQL dump, not a SQLite backup: restore it into a PostgreSQL "
+                f"database (Maintenance.restore_postgres(dump, URL), or run "
+                f"pg_restore --clean --if-exists --no-owner -d URL {backup})"
+            )
         if target.exists() and target.stat().st_size > 0 and not overwrite:
             raise BackupError(f"{target} already holds a database; refusing to overwrite it without --force")
         with plain_sqlite(backup) as plain:
@@ -172,19 +209,82 @@ class Maintenance:
             after = restored.current_revision()
         return RestoreReport(target=target, revision_before=revision, revision_after=after)
 
+    @staticmethod
+    def restore_postgres(dump: Path, target: URL | str, *, overwrite: bool = False) -> RestoreReport:
+        """Restore a ``pg_dump`` archive into the existing PostgreSQL database at ``target`` and bring it
+        to the newest schema.
+
+        The archive must be readable and at a revision this release knows. The target must be empty, or
+        (only with ``overwrite=True``) an edi-storage database, which ``pg_restore --clean --if-exists``
+        replaces; a database holding other tables is refused untouched. ``pg_restore`` runs in one
+        transaction: on any error nothing is restored.
+        """
+        if not dump.is_file():
+            raise BackupError(f"no backup at {dump}")
+        if not is_postgres_dump(dump):
+            raise BackupError(
+                f"{dump} is not a pg_dump custom-format archive (a SQLite backup goes to a file)"
+            )
+        url = normalise_url(target) if isinstance(target, str) else target
+        shown = url.render_as_string(hide_password=True)
+        revision = dump_revision(dump)
+        if revision is not None and revision not in known_revisions():
+            raise BackupError(
+                f"{dump} is at revision {revision!r}, newer than this edi-storage knows; upgrade edi-storage"
+            )
+        engine = create_engine(url)
+        try:
+            with database_errors(), engine.connect() as conn:
+                status = inspect_schema(conn)
+                conn.rollback()
+        finally:
+            engine.dispose()
+        if status.state in {SchemaState.FOREIGN, SchemaState.UNRECOGNISED}:
+            raise BackupError(
+                f"{shown} holds tables that are not edi-storage's; restore into an empty database"
+            )
+        if status.state is not SchemaState.EMPTY and not overwrite:
+            raise BackupError(f"{shown} already holds a database; refusing to overwrite it without --force")
+        pg_restore_into(dump, url)
+        from edi_storage.storage import Storage
+
+        with Storage(url, backup_before_upgrade=False) as restored:
+            if unusable(restored.schema_status()) is not None:
+                restored.upgrade()
+            after = restored.current_revision()
+        return RestoreReport(target=shown, revision_before=revision, revision_after=after)
+
     # -- health ----------------------------------------------------------------------------------
     def check(self) -> CheckReport:
-        """Integrity, foreign keys, schema revision and drift from the models, WAL size."""
+        """Integrity, foreign keys, schema revision and drift from the models, WAL size.
+
+        ``checked`` names what was checked and ``not_checked`` what could not be, and why: on
+        PostgreSQL integrity is amcheck's (``bt_index_check`` of every B-tree index with
+        ``heapallindexed``, ``verify_heapam`` of every table) where the extension is installed or this
+        role may create it (then inside the check's transaction, which is rolled back: nothing stays);
+        foreign keys are checked there by counting the rows whose parent is missing.
+        """
         problems: list[str] = []
+        checked: list[str] = []
+        not_checked: list[str] = []
         integrity: str | None = None
         violations: int | None = None
         with database_errors(), self._storage.engine.connect() as conn:
-            integrity, violations = self.dialect.integrity(conn)
-            if integrity is not None:
-                if integrity != "ok":
+            if is_sqlite(self._storage.url):
+                integrity, violations = self.dialect.integrity(conn)
+                checked += ["PRAGMA integrity_check", "PRAGMA foreign_key_check"]
+                if integrity is not None and integrity != "ok":
                     problems.append(f"integrity_check: {integrity}")
-                if violations:
-                    problems.append(f"{violations} rows point at missing parents (foreign_key_check)")
+            else:
+                integrity, ran = _amcheck(conn)
+                (checked if ran else not_checked).append(integrity if not ran else f"amcheck: {ran}")
+                if ran and integrity != "ok":
+                    problems.append(f"amcheck: {integrity}")
+                violations, constraints = _orphans(conn)
+                checked.append(f"foreign keys: rows pointing at missing parents, {constraints} constraints")
+                not_checked.append(PG_WAL)
+            if violations:
+                problems.append(f"{violations} rows point at missing parents (foreign key check)")
             status = inspect_schema(conn)
             if (error := unusable(status)) is not None:
                 problems.append(str(error))
@@ -197,7 +297,14 @@ class Maintenance:
                 drift = [repr(diff) for diff in compare_metadata(context, Base.metadata)]
                 if drift:
                     problems.append(f"the schema differs from this release's models in {len(drift)} places")
+                checked += ["schema revision", "drift from the models"]
+            else:
+                checked.append("schema revision")
+                not_checked.append("drift from the models: only checked at the newest revision")
             conn.rollback()
+        database = self._file()
+        if database is not None:
+            checked.append("WAL size")
         return CheckReport(
             ok=not problems,
             problems=problems,
@@ -206,7 +313,9 @@ class Maintenance:
             drift=drift,
             revision=status.revision,
             head=status.head,
-            wal_bytes=_wal_bytes(self._file()),
+            wal_bytes=_wal_bytes(database),
+            checked=checked,
+            not_checked=not_checked,
         )
 
     def size(self) -> SizeReport:
@@ -223,24 +332,34 @@ class Maintenance:
                 for name in names
             ]
             page_size, free = self.dialect.pages(conn)
+            not_available: list[str] = []
+            database = self._file()
+            if is_sqlite(self._storage.url):
+                database_bytes = database.stat().st_size if database is not None else None
+            else:
+                database_bytes = int(
+                    conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+                )
+                page_size = int(conn.execute(text("SELECT current_setting('block_size')")).scalar_one())
+                not_available += [PG_WAL, PG_FREE_PAGES]
             conn.rollback()
-        database = self._file()
         return SizeReport(
-            database_bytes=database.stat().st_size if database is not None else None,
+            database_bytes=database_bytes,
             wal_bytes=_wal_bytes(database),
             free_pages=free,
             page_size=page_size,
             tables=tables,
             objects=objects,
+            not_available=not_available,
         )
 
     def health(self, history: Path | None = None) -> HealthReport:
-        """Bytes of every table and index (SQLite's dbstat), WAL size, free pages, rows per table, and
-        growth since the last report (kept in ``history``, by default ``<db>.health.json``)."""
+        """Bytes of every table and index (SQLite's dbstat), WAL size, free pages, rows per table, and,
+        when given a ``history`` file, growth since the report recorded there (and this one recorded in
+        it). Without one nothing is written: a report that only reads leaves no file beside the database.
+        """
         sizes = self.size()
         objects = sizes.objects
-        database = self._file()
-        history = history or (database.with_name(database.name + ".health.json") if database else None)
         previous: dict[str, Any] = json.loads(history.read_text()) if history and history.exists() else {}
         now = utcnow()
         growth = {
@@ -255,6 +374,7 @@ class Maintenance:
             rows={t.name: t.rows for t in sizes.tables},
             objects=objects,
             growth=growth if previous else {},
+            not_available=sizes.not_available,
         )
         if history is not None:
             history.write_text(json.dumps({"taken_at": now.isoformat(), "objects": objects}) + "\n")
@@ -277,3 +397,102 @@ class Maintenance:
             return
         with database_errors(), self._storage.engine.connect() as conn:
             self.dialect.outside_transaction(conn, self.dialect.checkpoint_sql)
+
+
+def _amcheck(conn: Connection) -> tuple[str, str | None]:
+    """amcheck over every table of the current schema and its B-tree indexes: (verdict, what ran), or
+    (why not, None). Run inside the caller's transaction, which the caller rolls back, so an extension
+    created here for the check does not stay."""
+    installed = conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'")).first()
+    if installed is None:
+        available = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'")).first()
+        if available is None:
+            return "integrity check not available on PostgreSQL (amcheck not installed)", None
+        try:
+            with conn.begin_nested():
+                conn.execute(text("CREATE EXTENSION amcheck"))
+        except DBAPIError as error:
+            reason = _first_line(error)
+            return f"integrity check not available on PostgreSQL (amcheck not installed; {reason})", None
+    indexes = (
+        conn.execute(
+            text(
+                "SELECT i.indexrelid::regclass::text FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam"
+                " JOIN pg_class t ON t.oid = i.indrelid"
+                " WHERE am.amname = 'btree' AND t.relnamespace = current_schema()::regnamespace"
+                " AND t.relpersistence = 'p' AND i.indisvalid AND i.indisready ORDER BY 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    tables = (
+        conn.execute(
+            text(
+                "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relkind = 'r'"
+                " AND c.relnamespace = current_schema()::regnamespace AND c.relpersistence = 'p' ORDER BY 1"
+            )
+        )
+        .scalars()
+        .all()
+    )
+    heap = conn.execute(text("SELECT 1 FROM pg_proc WHERE proname = 'verify_heapam'")).first() is not None
+    failures: list[str] = []
+    for index in indexes:
+        try:
+            with conn.begin_nested():
+                conn.execute(text("SELECT bt_index_check(CAST(:i AS regclass), true)"), {"i": index})
+        except DBAPIError as error:
+            if _denied(error):
+                return f"integrity check not available on PostgreSQL (amcheck: {_first_line(error)})", None
+            failures.append(f"index {index}: {_first_line(error)}")
+    for table in tables if heap else []:
+        try:
+            with conn.begin_nested():
+                rows = conn.execute(
+                    text("SELECT blkno, offnum, msg FROM verify_heapam(CAST(:t AS regclass)) LIMIT 5"),
+                    {"t": table},
+                ).all()
+        except DBAPIError as error:
+            if _denied(error):
+                return f"integrity check not available on PostgreSQL (amcheck: {_first_line(error)})", None
+            failures.append(f"table {table}: {_first_line(error)}")
+            continue
+        failures += [f"table {table}, block {blk}, item {off}: {msg}" for blk, off, msg in rows]
+    ran = f"bt_index_check of {len(indexes)} B-tree indexes (heapallindexed)"
+    if heap:
+        ran += f", verify_heapam of {len(tables)} tables"
+    return ("ok" if not failures else "; ".join(failures)), ran
+
+
+def _first_line(error: DBAPIError) -> str:
+    return (str(error.orig).strip().splitlines() or ["error"])[0]
+
+
+def _denied(error: DBAPIError) -> bool:
+    """A permission error (SQLSTATE 42501): amcheck is there but this role may not run it."""
+    return getattr(error.orig, "sqlstate", None) == "42501"
+
+
+def _orphans(conn: Connection) -> tuple[int, int]:
+    """(rows whose foreign key points at a missing parent, foreign keys counted over), for a database
+    with no check of its own: each foreign key as an anti-join."""
+    inspector = inspect(conn)
+    orphans = constraints = 0
+    for table in inspector.get_table_names():
+        for fk in inspector.get_foreign_keys(table):
+            constraints += 1
+            parent = fk["referred_table"]
+            local, remote = fk["constrained_columns"], fk["referred_columns"]
+            present = " AND ".join(f'c."{col}" IS NOT NULL' for col in local)
+            joined = " AND ".join(f'p."{r}" = c."{col}"' for col, r in zip(local, remote, strict=True))
+            orphans += int(
+                conn.execute(
+                    text(
+                        f'SELECT count(*) FROM "{table}" c WHERE {present} '
+                        f'AND NOT EXISTS (SELECT 1 FROM "{parent}" p WHERE {joined})'
+                    )
+                ).scalar_one()
+            )
+    return orphans, constraints

@@ -1,30 +1,44 @@
 """Everything in a database as JSON Lines, and back: the way data moves between SQLite and PostgreSQL.
 
 One record per line, ``{"kind": ..., "data": ...}``, in an order that imports without dangling
-references: training runs, creation runs, images, library prompts, then sessions with their graphs.
-Sessions travel as ``SessionCreate`` (the import replaces a stored session with the same id); library
-prompts, runs and images keep every column, ids included, and are upserted (by hash, by id), so
-importing the same file twice changes nothing and a round trip compares equal.
+references: training runs, creation runs, images, library prompts, then sessions with their graphs, and
+last a trailer, ``{"kind": "trailer", "data": {"records": {kind: n}, "sha256": ...}}``, over every line
+before it, so that a file cut short or edited is refused instead of imported in part.
+
+An import never overwrites silently. Each record is *created* (nothing stored under its id or hash),
+*unchanged* (stored exactly so: re-importing a file changes nothing, not even a child's id), or in
+conflict with a stored record. What a conflict does is the caller's choice (``ImportMode``):
+
+* ``refuse`` (the default): nothing is written, and the error lists the conflicting records;
+* ``replace``: the file's record replaces the stored one (a library prompt keeps its stored id);
+* ``merge``: both are kept. Sessions and runs and images get new ids (images follow their merged runs),
+  except that an image whose file the database already holds keeps the stored row (the gallery has one
+  row per file); library prompts are merged by their normalised hash: use counts added, first and last
+  use widened, stored details kept.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
-from edi_storage.errors import InvalidInput
+from edi_storage.errors import Conflict, InvalidInput
 from edi_storage.models import CreationRun, GeneratedImage, LibraryPrompt, TrainingRun
 from edi_storage.models.base import UTCDateTime, table_of
-from edi_storage.schemas.common import parse
+from edi_storage.schemas.common import InputModel, parse
 from edi_storage.schemas.sessions import SessionCreate
 from edi_storage.storage import Storage, UnitOfWork
 
@@ -38,6 +52,63 @@ ROW_KINDS: dict[str, tuple[Table, str]] = {
 }
 BINARY = {"thumbnail_data"}
 Progress = Callable[[str, int], None]
+TRAILER = "trailer"
+# An image's references to runs, remapped when a merge gives a run a new id.
+IMAGE_RUNS = {"training_session_id": "training_run", "creation_session_id": "creation_run"}
+SHOWN_CONFLICTS = 10
+
+
+class ImportMode(StrEnum):
+    REFUSE = "refuse"
+    REPLACE = "replace"
+    MERGE = "merge"
+
+
+@dataclass
+class ImportReport:
+    """What happened to every record, per kind: created, replaced, merged or unchanged."""
+
+    outcomes: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {
+            kind: dict.fromkeys(("created", "replaced", "merged", "unchanged"), 0)
+            for kind in (*ROW_KINDS, "session")
+        }
+    )
+
+    def add(self, kind: str, outcome: str, n: int = 1) -> None:
+        self.outcomes[kind][outcome] += n
+
+    def total(self, kind: str) -> int:
+        return sum(self.outcomes[kind].values())
+
+    def summary(self) -> str:
+        """``3 sessions (2 created, 1 unchanged), ...``: the kinds the file held."""
+        parts = []
+        for kind, counts in self.outcomes.items():
+            if any(counts.values()):
+                detail = ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+                parts.append(f"{self.total(kind)} {kind}s ({detail})")
+        return "; ".join(parts) or "no records"
+
+
+class ExportWriter:
+    """Writes records, one per line, and at ``close()`` the trailer that vouches for all of them."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self._digest = hashlib.sha256()
+        self.counts: dict[str, int] = dict.fromkeys((*ROW_KINDS, "session"), 0)
+
+    def write(self, kind: str, data: dict[str, Any]) -> None:
+        line = json.dumps({"kind": kind, "data": data}, default=_json_default) + "\n"
+        self._digest.update(line.encode("utf-8"))
+        self._out.write(line)
+        self.counts[kind] += 1
+
+    def close(self) -> dict[str, int]:
+        trailer = {"records": self.counts, "sha256": self._digest.hexdigest()}
+        self._out.write(json.dumps({"kind": TRAILER, "data": trailer}) + "\n")
+        return dict(self.counts)
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -61,93 +132,260 @@ def _decode(table: Table, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def export_all(storage: Storage, out: IO[str], progress: Progress | None = None) -> dict[str, int]:
-    """Write every record; returns how many of each kind."""
+    """Write every record and the trailer; returns how many of each kind."""
     step = progress or (lambda _kind, _n: None)
-    counts: dict[str, int] = {}
+    writer = ExportWriter(out)
     with storage.unit_of_work(readonly=True) as uow:
         for kind, (table, _) in ROW_KINDS.items():
-            counts[kind] = 0
             for row in uow.session.execute(select(table).order_by(table.c.id)).mappings():
-                out.write(
-                    json.dumps({"kind": kind, "data": _encode(dict(row))}, default=_json_default) + "\n"
-                )
-                counts[kind] += 1
-            step(kind, counts[kind])
-    counts["session"] = 0
+                writer.write(kind, _encode(dict(row)))
+            step(kind, writer.counts[kind])
     after: str | None = None
     while ids := storage.sessions.session_ids(after=after, limit=BATCH):
         for graph in storage.sessions.load_sessions(ids):
-            data = graph.as_create().model_dump(mode="json", exclude_none=True)
-            out.write(json.dumps({"kind": "session", "data": data}) + "\n")
-        counts["session"] += len(ids)
+            writer.write("session", graph.as_create().model_dump(mode="json", exclude_none=True))
         step("session", len(ids))
         after = ids[-1]
-    return counts
+    return writer.close()
 
 
 def read_records(lines: IO[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InvalidInput.single(f"line {number}", f"is not JSON ({error.msg})", line[:80]) from None
-        except RecursionError:
-            raise InvalidInput.single(f"line {number}", "is nested too deeply", line[:80]) from None
-        kind = record.get("kind") if isinstance(record, dict) else None
-        if not isinstance(kind, str) or kind not in {*ROW_KINDS, "session"}:
-            raise InvalidInput.single(f"line {number}.kind", "must be one of the exported kinds", record)
-        if not isinstance(record.get("data"), dict):
-            raise InvalidInput.single(f"line {number}.data", "must be an object", record.get("data"))
-        yield number, record["kind"], record["data"]
+        if (record := _record(number, line)) is not None:
+            yield record
+
+
+def _record(number: int, line: str) -> tuple[int, str, dict[str, Any]] | None:
+    """One line as (number, kind, data); None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InvalidInput.single(f"line {number}", f"is not JSON ({error.msg})", line[:80]) from None
+    except RecursionError:
+        raise InvalidInput.single(f"line {number}", "is nested too deeply", line[:80]) from None
+    kind = record.get("kind") if isinstance(record, dict) else None
+    if not isinstance(kind, str) or kind not in {*ROW_KINDS, "session", TRAILER}:
+        raise InvalidInput.single(f"line {number}.kind", "must be one of the exported kinds", record)
+    if not isinstance(record.get("data"), dict):
+        raise InvalidInput.single(f"line {number}.data", "must be an object", record.get("data"))
+    return number, kind, record["data"]
 
 
 def import_all(
-    storage: Storage, source: Path, progress: Progress | None = None, *, audit: bool = True
-) -> dict[str, int]:
+    storage: Storage,
+    source: Path,
+    progress: Progress | None = None,
+    *,
+    mode: ImportMode | str = ImportMode.REFUSE,
+    audit: bool = True,
+    actor: str | None = None,
+    verify: bool = True,
+) -> ImportReport:
     """Load an export in two streaming passes, so memory holds one batch whatever the file's size.
 
-    The first pass validates every record and writes nothing: a bad line anywhere leaves the database
-    untouched. The second writes batches of ``BATCH`` records, row kinds before sessions (the order
-    export writes them in, and the order their references need), all in one transaction: a record only
-    the database can refuse (a filename another image holds, a run that does not exist) leaves nothing
-    of the file behind either.
+    The first pass validates every record, and the trailer against the lines before it, and writes
+    nothing: a bad line anywhere, a file cut short or edited (``verify=False`` accepts a file without a
+    trailer, as older releases wrote them) leaves the database untouched. The second writes batches of
+    ``BATCH`` records, row kinds before sessions (the order export writes them in, and the order their
+    references need), all in one transaction: a conflict refused by ``mode``, or a record only the
+    database can refuse (a filename another image holds), leaves nothing of the file behind either.
     """
+    chosen = parse(_ImportOptions, {"mode": mode}).mode
+    _check_file(source, verify=verify)
+    importer = _Importer(chosen)
+    pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*ROW_KINDS, "session")}
     step = progress or (lambda _kind, _n: None)
+
+    def write(uow: UnitOfWork, kind: str) -> None:
+        batch, pending[kind] = pending[kind], []
+        if batch:
+            importer.write(uow, kind, batch)
+            step(kind, len(batch))
+
+    with storage.unit_of_work(audit=audit, actor=actor) as uow, source.open(encoding="utf-8") as lines:
+        for _, kind, data in read_records(lines):
+            if kind == TRAILER:
+                continue
+            pending[kind].append(data)
+            if len(pending[kind]) >= BATCH:
+                write(uow, kind)
+        for kind in pending:
+            write(uow, kind)
+        importer.finish(uow)
+    return importer.report
+
+
+def import_sessions(
+    storage: Storage,
+    sessions: Sequence[SessionCreate],
+    *,
+    mode: ImportMode | str = ImportMode.REFUSE,
+    audit: bool = True,
+    actor: str | None = None,
+) -> ImportReport:
+    """Session graphs (as ``export ID`` writes them) under the same policy as ``import_all``, in one
+    transaction."""
+    chosen = parse(_ImportOptions, {"mode": mode}).mode
+    importer = _Importer(chosen)
+    with storage.unit_of_work(audit=audit, actor=actor) as uow:
+        for start in range(0, len(sessions), BATCH):
+            importer.write(uow, "session", list(sessions[start : start + BATCH]))
+        importer.finish(uow)
+    return importer.report
+
+
+class _ImportOptions(InputModel):
+    mode: ImportMode
+
+
+def _check_file(source: Path, *, verify: bool) -> None:
+    """Pass one: every record valid, and the trailer true to every line before it."""
+    digest = hashlib.sha256()
+    counts: dict[str, int] = dict.fromkeys((*ROW_KINDS, "session"), 0)
+    trailer: dict[str, Any] | None = None
     try:
         with source.open(encoding="utf-8") as lines:
-            for number, kind, data in read_records(lines):
+            for number, line in enumerate(lines, start=1):
+                if (record := _record(number, line)) is None:
+                    continue
+                _, kind, data = record
+                if trailer is not None:
+                    raise InvalidInput.single(f"line {number}", "follows the trailer", kind)
+                if kind == TRAILER:
+                    trailer = data
+                    continue
+                digest.update(line.encode("utf-8"))  # the trailer vouches for every line before it
                 if kind == "session":
                     parse(SessionCreate, data, prefix=f"line {number}.")
                 else:
                     _typed(ROW_KINDS[kind][0], _decode(ROW_KINDS[kind][0], data))
+                counts[kind] += 1
     except UnicodeDecodeError as error:
         raise InvalidInput.single("file", f"is not UTF-8 text ({error.reason})", str(source)) from None
-    counts = dict.fromkeys([*ROW_KINDS, "session"], 0)
-    pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in counts}
+    if trailer is None:
+        if verify:
+            raise InvalidInput.single(
+                "file",
+                "has no trailer: it was cut short, or not written by `edi-storage export --all` of this "
+                "release (import it unverified with --unverified)",
+                str(source),
+            )
+        return
+    if trailer.get("sha256") != digest.hexdigest() or trailer.get("records") != counts:
+        raise InvalidInput.single(
+            "file", "does not match its trailer: lines were changed, added or removed", str(source)
+        )
 
-    def write(uow: UnitOfWork, kind: str) -> None:
-        batch, pending[kind] = pending[kind], []
-        if not batch:
-            return
+
+class _Importer:
+    """Writes batches of one kind under an ``ImportMode``, counting every outcome."""
+
+    def __init__(self, mode: ImportMode) -> None:
+        self.mode = mode
+        self.report = ImportReport()
+        self.conflicts: list[str] = []
+        self.new_ids: dict[str, dict[int, int]] = {"training_run": {}, "creation_run": {}}
+
+    def write(self, uow: UnitOfWork, kind: str, batch: list[Any]) -> None:
         if kind == "session":
-            uow.sessions.batch_save_sessions(batch)
+            self._sessions(uow, [parse(SessionCreate, item) for item in batch])
         else:
-            table, key = ROW_KINDS[kind]
-            _upsert(uow.session, table, key, [_decode(table, data) for data in batch])
-        counts[kind] += len(batch)
-        step(kind, len(batch))
+            self._rows(uow.session, kind, batch)
 
-    with storage.unit_of_work(audit=audit) as uow, source.open(encoding="utf-8") as lines:
-        for _, kind, data in read_records(lines):
-            pending[kind].append(data)
-            if len(pending[kind]) >= BATCH:
-                write(uow, kind)
-        for kind in counts:
-            write(uow, kind)
-        _reset_sequences(uow.session)
-    return counts
+    def finish(self, uow: UnitOfWork) -> None:
+        if self.conflicts:
+            shown = ", ".join(self.conflicts[:SHOWN_CONFLICTS])
+            more = len(self.conflicts) - SHOWN_CONFLICTS
+            raise Conflict(
+                f"{len(self.conflicts)} records differ from the stored ones with the same ids ({shown}"
+                f"{f', and {more} more' if more > 0 else ''}); nothing was imported: "
+                "--replace replaces them, --merge keeps both"
+            )
+        for statement in dialect_of(uow.session).reset_sequences_sql(
+            [table for table, _ in ROW_KINDS.values()]
+        ):
+            uow.session.execute(statement)
+
+    def _sessions(self, uow: UnitOfWork, items: list[SessionCreate]) -> None:
+        ids = [item.id for item in items if item.id is not None]
+        stored = {
+            graph.id: graph.as_create().model_dump(mode="json", exclude_none=True)
+            for graph in uow.sessions.load_sessions(ids)
+        }
+        save: list[SessionCreate] = []
+        for item in items:
+            if item.id is None or item.id not in stored:
+                save.append(item)
+                self.report.add("session", "created")
+            elif item.model_dump(mode="json", exclude_none=True) == stored[item.id]:
+                self.report.add("session", "unchanged")
+            elif self.mode is ImportMode.REFUSE:
+                self.conflicts.append(f"session {item.id!r}")
+            elif self.mode is ImportMode.REPLACE:
+                save.append(item)
+                self.report.add("session", "replaced")
+            else:
+                save.append(item.model_copy(update={"id": str(uuid.uuid4())}))
+                self.report.add("session", "merged")
+        if save:
+            uow.sessions.batch_save_sessions(save)
+
+    def _rows(self, s: Session, kind: str, batch: list[dict[str, Any]]) -> None:
+        table, key = ROW_KINDS[kind]
+        rows = [self._remapped(kind, _typed(table, _decode(table, data))) for data in batch]
+        keys = [row[key] for row in rows if row.get(key) is not None]
+        stored = {
+            row[key]: dict(row) for row in s.execute(select(table).where(table.c[key].in_(keys))).mappings()
+        }
+        fresh: list[dict[str, Any]] = []
+        replaced: list[dict[str, Any]] = []
+        for row in rows:
+            old = stored.get(row.get(key))
+            if old is None:
+                fresh.append(row)
+                self.report.add(kind, "created")
+            elif all(old.get(column) == value for column, value in row.items()):
+                self.report.add(kind, "unchanged")
+            elif self.mode is ImportMode.REFUSE:
+                self.conflicts.append(f"{kind.replace('_', ' ')} {row[key]!r}")
+            elif self.mode is ImportMode.REPLACE:
+                replaced.append({**row, "id": old["id"]} if key != "id" else row)
+                self.report.add(kind, "replaced")
+            else:
+                self._merge(s, kind, table, row, old)
+                self.report.add(kind, "merged")
+        _upsert(s, table, key, fresh + replaced)
+
+    def _remapped(self, kind: str, row: dict[str, Any]) -> dict[str, Any]:
+        if kind != "image":
+            return row
+        return {
+            column: self.new_ids[IMAGE_RUNS[column]].get(value, value) if column in IMAGE_RUNS else value
+            for column, value in row.items()
+        }
+
+    def _merge(self, s: Session, kind: str, table: Table, row: dict[str, Any], old: dict[str, Any]) -> None:
+        if kind == "library_prompt":
+            # One prompt, used in both places: uses add up, the use period widens, stored details win.
+            values = {
+                "total_uses": old["total_uses"] + row.get("total_uses", 1),
+                "first_used_at": min(old["first_used_at"], row.get("first_used_at", old["first_used_at"])),
+                "last_used_at": max(old["last_used_at"], row.get("last_used_at", old["last_used_at"])),
+            }
+            for column, value in row.items():
+                if old.get(column) is None and value is not None and column not in values:
+                    values[column] = value
+            s.execute(update(table).where(table.c.id == old["id"]).values(values))
+            return
+        if kind == "image" and s.scalar(select(table.c.id).where(table.c.filename == row["filename"])):
+            return  # one row per image file: the stored row for this file stays
+        # Integer-keyed rows: kept beside the stored one under a new id (images follow merged runs).
+        without_id = {column: value for column, value in row.items() if column != "id"}
+        new_id = s.execute(insert(table).values(without_id).returning(table.c.id)).scalar_one()
+        if kind in self.new_ids:
+            self.new_ids[kind][row["id"]] = new_id
 
 
 def _upsert(s: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
@@ -178,9 +416,3 @@ def _json_default(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot export {type(value).__name__}")
-
-
-def _reset_sequences(s: Session) -> None:
-    """Explicit ids leave PostgreSQL's serial sequences behind; move them past the highest id."""
-    for statement in dialect_of(s).reset_sequences_sql([table for table, _ in ROW_KINDS.values()]):
-        s.execute(statement)

@@ -9,7 +9,9 @@ from edi_storage.schemas.common import OutputModel
 
 
 class CheckReport(OutputModel):
-    """What ``check`` found; ``ok`` only when every check passed. ``problems`` says what to look at."""
+    """What ``check`` found; ``ok`` only when every check that ran passed. ``problems`` says what to look
+    at; ``checked`` names the checks that ran and ``not_checked`` those that could not, and why (on
+    PostgreSQL without amcheck, ``integrity`` says so too)."""
 
     ok: bool
     problems: list[str]
@@ -19,6 +21,8 @@ class CheckReport(OutputModel):
     revision: str | None
     head: str
     wal_bytes: int | None
+    checked: list[str] = []
+    not_checked: list[str] = []
 
 
 class TableSize(OutputModel):
@@ -34,6 +38,7 @@ class SizeReport(OutputModel):
     page_size: int | None
     tables: list[TableSize]
     objects: dict[str, int] = {}  # bytes of every table and index (SQLite's dbstat), every table (PostgreSQL)
+    not_available: list[str] = []  # the figures left empty here, and why (PostgreSQL: WAL, free pages)
 
 
 class BackupReport(OutputModel):
@@ -41,6 +46,8 @@ class BackupReport(OutputModel):
     taken_at: datetime
     revision: str | None
     bytes: int
+    compressed: bool = False  # gzip (SQLite --compress); a PostgreSQL custom-format dump always is
+    kind: str = "backup"  # or "pre-upgrade", the checked .bak an upgrade took beside the database
 
 
 class RotationReport(OutputModel):
@@ -50,7 +57,7 @@ class RotationReport(OutputModel):
 
 
 class RestoreReport(OutputModel):
-    target: Path
+    target: Path | str  # a SQLite file, or a PostgreSQL URL (password hidden)
     revision_before: str | None
     revision_after: str | None
 
@@ -64,3 +71,4 @@ class HealthReport(OutputModel):
     rows: dict[str, int | None]
     objects: dict[str, int]  # table or index name -> bytes (indexes on SQLite only)
     growth: dict[str, int]  # bytes gained since the previous report (empty on the first)
+    not_available: list[str] = []  # the figures left empty here, and why
