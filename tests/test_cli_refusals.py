@@ -158,3 +158,31 @@ def test_a_missing_postgres_driver_names_the_extra(monkeypatch: pytest.MonkeyPat
         Storage("postgresql://postgres@127.0.0.1/test")
     with pytest.raises(InvalidInput, match="url"):
         Storage("not a url at all")
+
+
+def test_files_refuses_a_missing_folder_and_offers_no_token_for_nothing(
+    url_at_head: str, tmp_path: Path
+) -> None:
+    missing = invoke("files", "--dir", str(tmp_path / "missing"), url=url_at_head)
+    assert missing.exit_code == 2 and "--dir" in missing.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = invoke("files", "--dir", str(empty), url=url_at_head)
+    assert report.exit_code == 0 and "0 orphans" in report.stdout and "--delete-orphans" not in report.stdout
+
+
+def test_a_state_store_under_home_is_under_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """StateStore("~/.edi/states"), as docs/state.md writes it, is the home folder's, not a folder "~"."""
+    from edi_storage.state import StateStore
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert StateStore("~/.edi/states").directory == tmp_path / "home" / ".edi" / "states"
+    assert not (tmp_path / "~").exists()
+
+
+@pytest.fixture
+def url_at_head(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'head.db'}"
+    Storage(url).close()
+    return url

@@ -1273,13 +1273,15 @@ def health(
 def files(
     ctx: typer.Context,
     folders: Annotated[
-        list[Path], typer.Option("--dir", file_okay=False, help="A managed folder (repeatable).")
+        list[Path],
+        typer.Option("--dir", exists=True, file_okay=False, help="A managed folder (repeatable)."),
     ],
     gallery_dir: Annotated[
-        Path | None, typer.Option(file_okay=False, help="Where gallery images live.")
+        Path | None, typer.Option(exists=True, file_okay=False, help="Where gallery images live.")
     ] = None,
     state_dir: Annotated[
-        Path | None, typer.Option(file_okay=False, help="Where session-state files live (never orphans).")
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="Where session-state files live (never orphans)."),
     ] = None,
     delete_orphans: Annotated[
         str | None, typer.Option(metavar="TOKEN", help="Delete the orphans of the report that printed TOKEN.")
@@ -1318,8 +1320,10 @@ def files(
         cli.out.print(
             Text(f"state file of a session not stored (run `edi-storage state sync`): {state_file}")
         )
-    cli.out.print(Text(f"{len(report.missing)} missing, {len(report.orphans)} orphans; "
-                       f"to delete these orphans: --delete-orphans {report.token}"))  # fmt: skip
+    summary = f"{len(report.missing)} missing, {len(report.orphans)} orphans"
+    if report.orphans:
+        summary += f"; to delete these orphans: --delete-orphans {report.token}"
+    cli.out.print(Text(summary))
 
 
 # -- the HTTP API ----------------------------------------------------------------------------------

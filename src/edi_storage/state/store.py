@@ -81,7 +81,7 @@ class StateStore:
     """Save, load, update, list and delete session-state files in ``directory``."""
 
     def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()  # "~/.edi/states", as docs/state.md writes it
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, session_id: str) -> Path:
