@@ -42,7 +42,14 @@ from edi_storage.migrate.safety import (
     sqlite_migration_lock,
 )
 from edi_storage.migrate.scripts import VERSION_TABLE, include_name
-from edi_storage.migrate.state import BASE_REVISION, SchemaState, SchemaStatus, inspect_schema, refusal
+from edi_storage.migrate.state import (
+    BASE_REVISION,
+    SchemaState,
+    SchemaStatus,
+    inspect_schema,
+    read_revision,
+    refusal,
+)
 from edi_storage.models import Base
 
 config = context.config
@@ -73,22 +80,39 @@ def configure_logging() -> None:
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-def is_upgrade() -> bool:
-    """True for `alembic upgrade` and Storage.upgrade(): only they adopt reference databases and back up.
+def direction(connection: Connection) -> str | None:
+    """ "upgrade", "downgrade", or None for a command that migrates nothing (current, check, history,
+    revision --autogenerate, which must not write a version stamp or a backup file).
 
-    Read-only commands (current, check, history) must not write a version stamp or a backup file.
+    `alembic upgrade|downgrade` on the command line and Storage.upgrade() say so; a tool calling
+    ``command.upgrade``/``command.downgrade`` itself (pytest-alembic) is known by its destination
+    revision, compared with where the database stands.
     """
     if config.attributes.get("edi_storage.upgrade"):
-        return True
-    cmd: tuple[object, ...] | None = getattr(config.cmd_opts, "cmd", None)
-    return cmd is not None and cmd[0] is command.upgrade
-
-
-def is_downgrade() -> bool:
+        return "upgrade"
     if config.attributes.get("edi_storage.downgrade"):
-        return True
+        return "downgrade"
     cmd: tuple[object, ...] | None = getattr(config.cmd_opts, "cmd", None)
-    return cmd is not None and cmd[0] is command.downgrade
+    if cmd is not None:
+        return (
+            "upgrade" if cmd[0] is command.upgrade else "downgrade" if cmd[0] is command.downgrade else None
+        )
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:  # check, revision, current: no destination at all
+        return None
+    if not isinstance(destination, str):
+        return None
+    if destination in {"head", "heads"} or destination.startswith("+"):
+        return "upgrade"
+    if destination == "base" or destination.startswith("-"):
+        return "downgrade"
+    with connection.begin():
+        current = read_revision(connection)
+    if current is None:
+        return "upgrade"
+    below = {r.revision for r in context.script.iterate_revisions(current, "base")}
+    return "downgrade" if destination in below and destination != current else "upgrade"
 
 
 def backup_wanted() -> bool:
@@ -140,8 +164,9 @@ def run_on(connection: Connection) -> None:
     file_path = Path(database) if database not in (None, "", ":memory:") else None
 
     with ExitStack() as stack:
-        upgrading = is_upgrade()
-        if upgrading or is_downgrade():
+        moving = direction(connection)
+        upgrading = moving == "upgrade"
+        if moving is not None:
             # Serialise before looking at the database, so two upgraders cannot both decide to adopt it.
             if file_path is not None:
                 stack.enter_context(sqlite_migration_lock(file_path))
@@ -167,6 +192,8 @@ def run_on(connection: Connection) -> None:
             compare_type=True,
             compare_server_default=True,
             include_name=include_name,
+            # tools that drive autogenerate (pytest-alembic's model/DDL test) hand their own hook in
+            process_revision_directives=config.attributes.get("process_revision_directives"),
         )
         try:
             with context.begin_transaction():
@@ -176,7 +203,9 @@ def run_on(connection: Connection) -> None:
                 if sqlite:
                     refuse_orphans(connection)
         except Exception as exc:
-            if isinstance(exc, MigrationFailed):
+            # A failed migration is MigrationFailed; other commands (revision --autogenerate, check)
+            # migrate nothing, and their exceptions are their callers'.
+            if isinstance(exc, MigrationFailed) or moving is None:
                 raise
             where = f"; a backup taken before it is at {backup}" if backup is not None else ""
             raise MigrationFailed(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -646,9 +647,14 @@ def demo(
 ) -> None:
     """Fill a new database with realistic sessions, the prompt library and a gallery, then show them."""
     # Imported here: factory-boy, Faker and Pillow take a while to import and only this command needs them.
+    cli: Cli = ctx.obj
+    if importlib.util.find_spec("factory") is None:
+        cli.err.print(
+            Text("error: the demo needs the testing extra: pip install 'edi-storage[testing]'", style="red")
+        )
+        raise typer.Exit(1)
     from edi_storage.testing.demo import populate
 
-    cli: Cli = ctx.obj
     with cli.storage(create=True) as storage:
         if not force and storage.sessions.get_session_count():
             raise Conflict(
@@ -1347,8 +1353,37 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="The interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="The TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="EDI_STORAGE_API_TOKEN",
+            help="Every request but /health must carry 'Authorization: Bearer TOKEN'. "
+            "Required unless --host is loopback.",
+            show_default=False,
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A Host header to accept besides localhost, 127.0.0.1, ::1 and --host (repeatable): "
+            "the names clients use to reach the server.",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1024, help="The largest request body; image uploads may be 33 MiB.")
+    ] = 1024 * 1024,
+    header_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a request's line and headers may take to arrive.")
+    ] = 10.0,
+    keep_alive: Annotated[int, typer.Option(min=1, help="Seconds an idle connection stays open.")] = 5,
+    limit_concurrency: Annotated[
+        int, typer.Option(min=1, help="Connections at once; beyond them uvicorn answers 503.")
+    ] = 256,
 ) -> None:
-    """Serve the HTTP API (/api/sessions, /api/prompts, /api/gallery; OpenAPI at /docs) with uvicorn."""
+    """Serve the HTTP API (/api/sessions, /api/prompts, /api/gallery, /health; OpenAPI at /docs) with
+    uvicorn. Refuses a database that is not at the code's schema (run `edi-storage upgrade`), and any
+    interface but loopback without a token."""
     cli: Cli = ctx.obj
     if missing := missing_api_modules():
         cli.err.print(
@@ -1357,10 +1392,31 @@ def serve(
             soft_wrap=True,
         )  # fmt: skip
         raise typer.Exit(1)
-    import uvicorn
-
     from edi_storage.api import create_app
+    from edi_storage.api.guards import is_loopback
+    from edi_storage.api.server import ServerLimits, run
 
-    application = create_app(url=cli.url)  # opened here (errors end as one line), closed at shutdown
-    cli.err.print(Text(f"serving {application.title} on http://{host}:{port} (OpenAPI at /docs)"))
-    uvicorn.run(application, host=host, port=port)
+    if not token and not is_loopback(host):
+        cli.err.print(
+            Text(f"error: --host {host} serves every session, image and prompt to the network: set a token "
+                 "(--token or EDI_STORAGE_API_TOKEN), or serve on 127.0.0.1", style="red"),
+            soft_wrap=True,
+        )  # fmt: skip
+        raise typer.Exit(2)
+    # Opened here, without creating or migrating anything (errors end as one line); closed at shutdown.
+    application = create_app(
+        url=cli.url,
+        token=token or "",
+        allowed_hosts=[host, *(allowed_host or [])],
+        max_body_bytes=max_body_bytes,
+    )
+    auth = "bearer token required" if token else "no token: loopback only"
+    cli.err.print(Text(f"serving {application.title} on http://{host}:{port} (OpenAPI at /docs; {auth})"))
+    run(
+        application,
+        host,
+        port,
+        ServerLimits(
+            header_timeout=header_timeout, keep_alive=keep_alive, limit_concurrency=limit_concurrency
+        ),
+    )

@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from PIL import Image
 
+from edi_storage.migrate.scripts import head_revision
+from edi_storage.migrate.state import SchemaState, SchemaStatus
 from edi_storage.storage import Storage
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
+
+
+TEST_HOST = "testserver"  # the Host header of Starlette's TestClient
 
 
 class CurrentStorage:
@@ -33,6 +38,13 @@ class CurrentStorage:
         assert self.target is not None, "no test storage is set"
         return getattr(self.target, name)
 
+    def schema_status(self) -> SchemaStatus:
+        """create_app checks the schema when it builds the app, before any test storage is set: every
+        test storage is at head."""
+        if self.target is not None:
+            return self.target.schema_status()
+        return SchemaStatus(SchemaState.CURRENT, head_revision(), head_revision())
+
 
 @pytest.fixture(scope="session")
 def current_storage() -> CurrentStorage:
@@ -43,7 +55,7 @@ def current_storage() -> CurrentStorage:
 def shared_app(current_storage: CurrentStorage) -> FastAPI:
     from edi_storage.api import create_app
 
-    return create_app(cast(Storage, current_storage))
+    return create_app(cast(Storage, current_storage), allowed_hosts=[TEST_HOST])
 
 
 @pytest.fixture

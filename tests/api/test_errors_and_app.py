@@ -35,6 +35,8 @@ from edi_storage.errors import (
 )
 from edi_storage.storage import Storage
 
+LOCAL = "http://localhost"  # a Host create_app accepts by default (TestClient's own is "testserver")
+
 
 def test_storage_errors_map_by_type(
     sqlite_client: TestClient, sqlite_storage: Storage, monkeypatch: pytest.MonkeyPatch
@@ -136,7 +138,7 @@ def test_the_openapi_document_describes_the_real_bodies(shared_app: FastAPI) -> 
     operations = [
         (path, method, op) for path, item in document["paths"].items() for method, op in item.items()
     ]
-    assert len(operations) == 38
+    assert len(operations) == 40  # 38 and the two health checks
     for path, method, operation in operations:
         has_input = bool(operation.get("parameters")) or "requestBody" in operation
         responses = operation["responses"]
@@ -167,7 +169,7 @@ def test_the_router_mounts_in_another_app_with_its_error_mapping(sqlite_storage:
 
 
 def test_create_app_leaves_a_given_storage_open(sqlite_storage: Storage) -> None:
-    with TestClient(create_app(sqlite_storage)) as client:
+    with TestClient(create_app(sqlite_storage), base_url=LOCAL) as client:
         assert client.get("/api/sessions/statistics").status_code == 200
     assert sqlite_storage.sessions.get_statistics().total_sessions == 0  # still usable
 
@@ -184,15 +186,17 @@ def test_create_app_opens_its_own_storage_and_closes_it(
 
     monkeypatch.setattr(edi_storage.api, "Storage", Recorded)
     monkeypatch.setenv("EDI_STORAGE_URL", f"sqlite:///{tmp_path}/from-settings.db")
+    for name in ("from-settings.db", "explicit.db"):  # the app opens a database, never creates one
+        Storage(f"sqlite:///{tmp_path}/{name}").close()
     app = create_app()
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         assert client.post("/api/sessions/", json={"image_path": "a", "naive_prompt": "b"}).status_code == 201
         assert not closed
     assert len(closed) == 1 and (tmp_path / "from-settings.db").exists()
     with Storage(f"sqlite:///{tmp_path}/from-settings.db") as check:
         assert check.sessions.get_statistics().total_sessions == 1
     explicit = create_app(url=f"sqlite:///{tmp_path}/explicit.db")
-    with TestClient(explicit):
+    with TestClient(explicit, base_url=LOCAL):
         pass
     assert len(closed) == 2 and (tmp_path / "explicit.db").exists()
 
@@ -203,7 +207,7 @@ def test_a_database_behind_the_code_answers_503(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(Storage, "ensure_current", behind)
     with Storage(f"sqlite:///{tmp_path}/x.db") as store:
-        response = TestClient(create_app(store)).get("/api/prompts/stats/overview")
+        response = TestClient(create_app(store), base_url=LOCAL).get("/api/prompts/stats/overview")
     assert response.status_code == 503
     body: dict[str, Any] = response.json()
     assert body["error"] == "SchemaOutOfDate" and "edi-storage upgrade" in body["detail"]

@@ -57,7 +57,8 @@ def test_add_image_errors(client: TestClient) -> None:
 
 def test_get_image_errors(client: TestClient) -> None:
     assert client.get(f"{GALLERY}/images/12345").status_code == 404
-    assert problem(client.get(f"{GALLERY}/images/zero"))[0]["field"] == "image_id"
+    assert problem(client.get(f"{GALLERY}/images/0"))[0]["field"] == "image_id"
+    assert client.get(f"{GALLERY}/images/zero").status_code == 404  # no route: ids are digits
 
 
 def test_curate_feature_and_tag(client: TestClient) -> None:
@@ -187,6 +188,7 @@ def test_creation_runs(client: TestClient) -> None:
 def test_creation_run_errors(client: TestClient) -> None:
     assert client.get(f"{GALLERY}/creation-runs/5").status_code == 404
     assert client.post(f"{GALLERY}/creation-runs/5/complete").status_code == 404
-    assert problem(client.get(f"{GALLERY}/creation-runs/-5"))[0]["field"] == "run_id"
-    assert problem(client.post(f"{GALLERY}/creation-runs/x/complete"))[0]["field"] == "run_id"
+    assert problem(client.get(f"{GALLERY}/creation-runs/0"))[0]["field"] == "run_id"
+    assert problem(client.post(f"{GALLERY}/creation-runs/{2**31}/complete"))[0]["field"] == "run_id"
+    assert client.post(f"{GALLERY}/creation-runs/x/complete").status_code == 404
     assert problem(client.post(f"{GALLERY}/creation-runs", json={"theme": 3}))[0]["field"] == "theme"

@@ -18,18 +18,22 @@ mounted in someone else's application answers the same way without any exception
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import date, datetime, time
 from enum import Enum
+from functools import cached_property
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute, APIRouter
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
 
+from edi_storage.api.guards import UNAUTHORIZED
 from edi_storage.errors import (
     UNKNOWN,
     Busy,
@@ -43,9 +47,13 @@ from edi_storage.errors import (
     StorageError,
     StorageFull,
 )
+from edi_storage.schemas.common import MAX_JSON_DEPTH, field_errors
 
 RETRY_AFTER_SECONDS = 5  # Busy: another writer held the lock past the busy timeout; it is usually brief
 MAX_VALUE_CHARS = 1000  # a rejected value is echoed back, cut to this many characters
+# A JSON body nested deeper than this is refused (422) before it is parsed: Python's JSON parser would
+# overflow its recursion (a 500) at about 1,000 levels. JSON fields inside may nest MAX_JSON_DEPTH levels.
+MAX_BODY_DEPTH = MAX_JSON_DEPTH + 10
 
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS_OF: tuple[tuple[type[StorageError], int], ...] = (
@@ -131,6 +139,15 @@ def storage_error_response(error: StorageError) -> JSONResponse:
     return JSONResponse(body, status_code=status_of(error), headers=headers)
 
 
+async def http_error_response(_request: Request, error: Exception) -> Response:
+    """Starlette's own errors (404 for a path no route has, 405, 401) in the shape of every other error:
+    ``{"detail": "Not Found", "error": "NotFound"}``, the error's headers (``Allow``) kept."""
+    assert isinstance(error, HTTPException)
+    name = "".join(HTTPStatus(error.status_code).phrase.title().split())
+    body = {"detail": utf8(str(error.detail)), "error": name}
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
@@ -148,18 +165,88 @@ def request_field_errors(error: RequestValidationError) -> list[FieldError]:
     return found
 
 
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_OPENING = frozenset(b"[{")
+
+
+def nested_deeper_than(raw: bytes, most: int) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``most`` levels deep (brackets
+    inside strings do not count). Read without parsing, so that no depth can overflow anything."""
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= most:
+        return False
+    depth = 0
+    for byte in brackets:
+        depth = depth + 1 if byte in _OPENING else depth - 1
+        if depth > most:
+            return True
+    return False
+
+
+def _integral(error: Any) -> bool:
+    """``181039.0`` where an integer is wanted: JSON Schema counts it an integer, so strict mode must not
+    refuse it (the handler's validation takes it as 181039)."""
+    value = error.get("input")
+    return error["type"] == "int_type" and isinstance(value, float) and value.is_integer()
+
+
+def is_json(request: Request) -> bool:
+    """A body FastAPI reads as JSON: no content type, ``application/json`` or ``application/*+json``."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        return True
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 class StorageRoute(APIRoute):
-    """An APIRoute that answers storage errors and invalid requests in the shared error format."""
+    """An APIRoute that answers storage errors and invalid requests in the shared error format.
+
+    A JSON body is also checked before FastAPI parses it: nested no deeper than ``MAX_BODY_DEPTH``, and
+    valid in pydantic's strict mode over the JSON text, so that a value of another JSON type is refused
+    rather than converted (``false`` or ``0`` as a number or a flag, a number as a date): the OpenAPI
+    document's types are the rule. The services, called from Python, keep pydantic's lax conversions.
+    """
+
+    @cached_property
+    def strict_body(self) -> TypeAdapter[Any] | None:
+        annotation = None if self.body_field is None else self.body_field.field_info.annotation
+        return None if annotation is None else TypeAdapter(annotation)
+
+    async def check_json_body(self, request: Request) -> Response | None:
+        """The 422 for a JSON body too deep or not strictly valid (None: the handler takes it)."""
+        if request.method not in {"POST", "PUT", "PATCH"} or not is_json(request):
+            return None
+        raw = await request.body()  # kept by the request: the handler reads the same bytes
+        if nested_deeper_than(raw, MAX_BODY_DEPTH):
+            message = f"nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
+            return invalid_input_response([FieldError("body", message, None)])
+        if self.strict_body is None or not raw.strip():
+            return None
+        try:
+            self.strict_body.validate_json(raw, strict=True)
+        except ValidationError as error:
+            details = error.errors(include_url=False)
+            if any(e["type"] == "json_invalid" for e in details):
+                return None  # FastAPI says where the JSON breaks
+            refused = [f for f, e in zip(field_errors(error), details, strict=True) if not _integral(e)]
+            return invalid_input_response(refused) if refused else None
+        return None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:
             try:
+                if (refused := await self.check_json_body(request)) is not None:
+                    return refused
                 return await handler(request)
             except RequestValidationError as error:
                 return invalid_input_response(request_field_errors(error))
             except HTTPException as error:
+                if error.status_code == 401:  # the bearer dependency of a mounted router
+                    return JSONResponse(UNAUTHORIZED, status_code=401, headers=error.headers)
                 if error.status_code != 400:
                     raise
                 # FastAPI's "error parsing the body" (not UTF-8, say): answered as invalid JSON is,
@@ -190,3 +277,19 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in wanted
     }
+
+
+def collection_route(
+    api: APIRouter, method: str, path: str = "/", **options: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a route of a collection at ``path`` (the form the OpenAPI document lists) and at the
+    other slash form (``/api/sessions/`` and ``/api/sessions``; ``/images`` and ``/images/``), the same
+    route left out of the document: both answer, and neither redirects."""
+    other = path.removesuffix("/") if path.endswith("/") else path + "/"
+
+    def register(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        api.add_api_route(path, endpoint, methods=[method], **options)
+        api.add_api_route(other, endpoint, methods=[method], include_in_schema=False, **options)
+        return endpoint
+
+    return register

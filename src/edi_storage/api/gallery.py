@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import Field
 
-from edi_storage.api.errors import StorageRoute, responses
+from edi_storage.api.errors import StorageRoute, collection_route, responses
 from edi_storage.api.models import CreationStart, Curation, Featured, RowId, Tags, TrainingFailure
 from edi_storage.models.gallery import CurationStatus
 from edi_storage.schemas.gallery import (
@@ -34,8 +34,13 @@ def router(storage: Storage) -> APIRouter:
     api = APIRouter(prefix="/api/gallery", tags=["gallery"], route_class=StorageRoute)
 
     # -- images ----------------------------------------------------------------------------------
-    @api.post(
-        "/images", response_model=ImageOut, status_code=CREATED, responses=responses(404, 409, 422, 507)
+    @collection_route(
+        api,
+        "POST",
+        "/images",
+        response_model=ImageOut,
+        status_code=CREATED,
+        responses=responses(404, 409, 422, 507),
     )
     def add_image(image: ImageCreate) -> ImageOut:
         """Store a generated image; 409 when its filename is taken, 404 for an unknown run."""
@@ -61,22 +66,22 @@ def router(storage: Storage) -> APIRouter:
         """Curated images scoring at least ``min_score``, newest first."""
         return storage.gallery.recent_high_quality(min_score=min_score, limit=limit)
 
-    @api.get("/images/{image_id}", response_model=ImageOut, responses=responses(404, 422))
+    @api.get("/images/{image_id:int}", response_model=ImageOut, responses=responses(404, 422))
     def get_image(image_id: RowId) -> ImageOut:
         """One image."""
         return storage.gallery.get_image(image_id)
 
-    @api.put("/images/{image_id}/status", response_model=ImageOut, responses=responses(404, 422, 507))
+    @api.put("/images/{image_id:int}/status", response_model=ImageOut, responses=responses(404, 422, 507))
     def curate(image_id: RowId, curation: Curation) -> ImageOut:
         """Set the curation status: pending, curated or rejected."""
         return storage.gallery.curate(image_id, curation.status)
 
-    @api.put("/images/{image_id}/featured", response_model=ImageOut, responses=responses(404, 422, 507))
+    @api.put("/images/{image_id:int}/featured", response_model=ImageOut, responses=responses(404, 422, 507))
     def feature(image_id: RowId, featured: Featured) -> ImageOut:
         """Feature the image, or stop featuring it."""
         return storage.gallery.feature(image_id, featured.featured)
 
-    @api.post("/images/{image_id}/tags", response_model=ImageOut, responses=responses(404, 422, 507))
+    @api.post("/images/{image_id:int}/tags", response_model=ImageOut, responses=responses(404, 422, 507))
     def tag(image_id: RowId, tags: Tags) -> ImageOut:
         """Add tags (kept in order, no duplicates), or with ``replace`` set them."""
         return storage.gallery.tag(image_id, tags.tags, replace=tags.replace)
@@ -87,20 +92,27 @@ def router(storage: Storage) -> APIRouter:
         return storage.gallery.quality_distribution()
 
     # -- training runs ---------------------------------------------------------------------------
-    @api.get("/training-runs", response_model=list[TrainingStatistic], responses=responses())
+    @collection_route(
+        api, "GET", "/training-runs", response_model=list[TrainingStatistic], responses=responses()
+    )
     def training_statistics() -> list[TrainingStatistic]:
         """Every training run, newest first, with its time in hours."""
         return storage.gallery.training_statistics()
 
-    @api.post(
-        "/training-runs", response_model=TrainingRunOut, status_code=CREATED, responses=responses(422, 507)
+    @collection_route(
+        api,
+        "POST",
+        "/training-runs",
+        response_model=TrainingRunOut,
+        status_code=CREATED,
+        responses=responses(422, 507),
     )
     def start_training(run: TrainingStart) -> TrainingRunOut:
         """Start a training run (status running)."""
         return storage.gallery.start_training(run.name, run.model_path, run.config, run.dataset_size)
 
     @api.post(
-        "/training-runs/{run_id}/complete",
+        "/training-runs/{run_id:int}/complete",
         response_model=TrainingRunOut,
         responses=responses(404, 409, 422, 507),
     )
@@ -111,7 +123,7 @@ def router(storage: Storage) -> APIRouter:
         )
 
     @api.post(
-        "/training-runs/{run_id}/fail",
+        "/training-runs/{run_id:int}/fail",
         response_model=TrainingRunOut,
         responses=responses(404, 409, 422, 507),
     )
@@ -120,8 +132,13 @@ def router(storage: Storage) -> APIRouter:
         return storage.gallery.fail_training(run_id, failure.reason, failure.metrics)
 
     # -- creation runs ---------------------------------------------------------------------------
-    @api.post(
-        "/creation-runs", response_model=CreationRunOut, status_code=CREATED, responses=responses(422, 507)
+    @collection_route(
+        api,
+        "POST",
+        "/creation-runs",
+        response_model=CreationRunOut,
+        status_code=CREATED,
+        responses=responses(422, 507),
     )
     def start_creation(run: CreationStart) -> CreationRunOut:
         """Start a batch creation run; add its images with ``creation_session_id``."""
@@ -132,13 +149,13 @@ def router(storage: Storage) -> APIRouter:
         """Per UTC day: runs started, images created and kept, average quality; newest day first."""
         return storage.gallery.daily_creation_statistics()
 
-    @api.get("/creation-runs/{run_id}", response_model=CreationRunOut, responses=responses(404, 422))
+    @api.get("/creation-runs/{run_id:int}", response_model=CreationRunOut, responses=responses(404, 422))
     def get_creation(run_id: RowId) -> CreationRunOut:
         """One creation run, with its counts."""
         return storage.gallery.get_creation(run_id)
 
     @api.post(
-        "/creation-runs/{run_id}/complete",
+        "/creation-runs/{run_id:int}/complete",
         response_model=CreationRunOut,
         responses=responses(404, 409, 422, 507),
     )

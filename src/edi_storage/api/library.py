@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from edi_storage.api.errors import ErrorBody, StorageRoute, responses
+from edi_storage.api.errors import ErrorBody, StorageRoute, collection_route, responses
 from edi_storage.api.models import Cleanup, Deleted, PromptUse, RowId
 from edi_storage.errors import FieldError, InvalidInput
 from edi_storage.schemas.common import Text, parse
@@ -106,7 +106,7 @@ async def _read_use(request: Request) -> tuple[PromptUse, bytes | None] | JSONRe
 def router(storage: Storage) -> APIRouter:
     api = APIRouter(prefix="/api/prompts", tags=["prompt library"], route_class=StorageRoute)
 
-    @api.get("/", response_model=LibraryPage, responses=responses(422))
+    @collection_route(api, "GET", response_model=LibraryPage, responses=responses(422))
     def browse(
         limit: Limit = 50,
         cursor: Annotated[Text | None, Query(description="next_cursor of the previous page.")] = None,
@@ -114,8 +114,9 @@ def router(storage: Storage) -> APIRouter:
         """The library, most recently used first, a page at a time (keyset pagination)."""
         return storage.library.browse(limit=limit, cursor=cursor)
 
-    @api.post(
-        "/",
+    @collection_route(
+        api,
+        "POST",
         response_model=RecordedPrompt,
         responses={
             **responses(422, 507),
@@ -166,13 +167,13 @@ def router(storage: Storage) -> APIRouter:
         )
         return Deleted(deleted=count)
 
-    @api.get("/{prompt_id}", response_model=LibraryPromptOut, responses=responses(404, 422))
+    @api.get("/{prompt_id:int}", response_model=LibraryPromptOut, responses=responses(404, 422))
     def get(prompt_id: RowId) -> LibraryPromptOut:
         """One prompt."""
         return storage.library.get(prompt_id)
 
     @api.get(
-        "/{prompt_id}/thumbnail",
+        "/{prompt_id:int}/thumbnail",
         response_class=Response,
         responses={
             200: {
@@ -195,7 +196,7 @@ def router(storage: Storage) -> APIRouter:
         return Response(content=data, media_type=mime, headers=headers)
 
     @api.delete(
-        "/{prompt_id}",
+        "/{prompt_id:int}",
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
         responses=responses(404, 422, 507),

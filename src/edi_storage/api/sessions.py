@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from edi_storage.api.errors import StorageRoute, responses
+from edi_storage.api.errors import StorageRoute, collection_route, responses
 from edi_storage.api.models import CreatedRow, CreatedRows, CreatedSession, StatusChange
 from edi_storage.errors import InvalidInput, NotFound
+from edi_storage.schemas.common import UTCDatetime
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -32,11 +34,33 @@ NO_CONTENT = status.HTTP_204_NO_CONTENT
 PathSessionId = Annotated[SessionId, Field(pattern=r"^([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)$")]
 
 
+def _iso_8601(value: object) -> object:
+    """A date in a query string is ISO 8601 text, as the document's ``date-time`` format says: not a
+    number, which pydantic would otherwise take for a Unix time (``date_to=0.5``)."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z") from None
+    return value
+
+
+IsoDatetime = Annotated[UTCDatetime, BeforeValidator(_iso_8601)]
+
+
+class HistoryParams(HistoryQuery):
+    """``HistoryQuery`` as query parameters: its dates as ISO 8601 only."""
+
+    date_from: IsoDatetime | None = None
+    date_to: IsoDatetime | None = None
+
+
 def router(storage: Storage) -> APIRouter:
     api = APIRouter(prefix="/api/sessions", tags=["sessions"], route_class=StorageRoute)
 
-    @api.get("/", response_model=list[SessionSummary], responses=responses(422))
-    def history(query: Annotated[HistoryQuery, Query()]) -> list[SessionSummary]:
+    @collection_route(api, "GET", response_model=list[SessionSummary], responses=responses(422))
+    def history(query: Annotated[HistoryParams, Query()]) -> list[SessionSummary]:
         """Sessions without their children, filtered (the filters combine with AND) and ordered."""
         return storage.sessions.query_history(
             limit=query.limit,
@@ -49,8 +73,9 @@ def router(storage: Storage) -> APIRouter:
             order_by=query.order_by,
         )
 
-    @api.post(
-        "/",
+    @collection_route(
+        api,
+        "POST",
         response_model=CreatedSession,
         status_code=status.HTTP_201_CREATED,
         responses=responses(409, 422, 507),

@@ -29,8 +29,16 @@ def _aware_utc(value: datetime) -> datetime:
         raise ValueError("is outside the range of dates that can be stored (years 1 to 9999, UTC)") from None
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-RequiredText = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
+# Every text given as input has a length limit (stated in the OpenAPI document as maxLength): far past
+# any real name, path, comment or label, far below what would strain a server. Prompts may be longer.
+MAX_TEXT_CHARS = 10_000
+MAX_PROMPT_CHARS = 20_000
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+RequiredText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+# A limit can be narrowed on top of these (Annotated[Text, Field(max_length=255)]) but not widened (both
+# would apply): prompts have their own types.
+LongText = Annotated[str, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(_no_nul)]
+RequiredLongText = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_no_nul)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]

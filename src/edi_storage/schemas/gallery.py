@@ -13,9 +13,11 @@ from edi_storage.schemas.common import (
     Int,
     JSONInput,
     JSONObject,
+    LongText,
     NonNegativeFloat,
     NonNegativeInt,
     OutputModel,
+    RequiredLongText,
     RequiredText,
     Score,
     Text,
@@ -26,8 +28,8 @@ TenPoint = Annotated[float, Field(ge=0.0, le=10.0)]
 
 class ImageCreate(InputModel):
     filename: Annotated[RequiredText, Field(max_length=1024)]
-    prompt: RequiredText
-    negative_prompt: Text = ""
+    prompt: RequiredLongText
+    negative_prompt: LongText = ""
     source_url: Text | None = None
     source_query: Text | None = None
     model_id: RequiredText

@@ -7,10 +7,17 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from edi_storage.schemas.common import InputModel, NonNegativeInt, OutputModel, RequiredText, Text
+from edi_storage.schemas.common import (
+    InputModel,
+    NonNegativeInt,
+    OutputModel,
+    RequiredLongText,
+    RequiredText,
+    Text,
+)
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-PromptText = Annotated[RequiredText, Field(max_length=20_000)]
+PromptText = RequiredLongText  # 20,000 characters
 
 
 class RecordPrompt(InputModel):

@@ -17,10 +17,12 @@ from edi_storage.schemas.common import (
     InputModel,
     JSONInput,
     JSONObject,
+    LongText,
     NonNegativeFloat,
     NonNegativeInt,
     OutputModel,
     Percent,
+    RequiredLongText,
     RequiredText,
     Score,
     Text,
@@ -35,8 +37,8 @@ BBoxIn = dict[Text, float]  # keys as text: no NUL, which PostgreSQL's JSON refu
 
 class PromptIn(InputModel):
     iteration: NonNegativeInt
-    positive_prompt: RequiredText
-    negative_prompt: Text = ""
+    positive_prompt: RequiredLongText
+    negative_prompt: LongText = ""
     quality_score: Score | None = None
     generation_time: NonNegativeFloat | None = None
     model_confidence: Score | None = None
@@ -91,7 +93,7 @@ class SessionCreate(InputModel):
 
     id: SessionId | None = None
     image_path: RequiredText
-    naive_prompt: RequiredText
+    naive_prompt: RequiredLongText
     status: SessionStatus = SessionStatus.IN_PROGRESS
     final_alignment_score: Score | None = None
     processing_time: NonNegativeFloat | None = None
