@@ -121,6 +121,13 @@ class MemoryPool(StaticPool):
         me = threading.get_ident()
         with self._turn:
             nested = self._holder == me
+            if nested and self._database is not None and self._database.in_transaction:
+                # Sharing would put this checkout's BEGIN, and its rollback, into the transaction of the
+                # unit of work this thread has open: the rollback would silently undo that work.
+                raise Busy(
+                    "this thread has a transaction open on the in-memory database (a unit of work): "
+                    "call its services (uow.sessions...) rather than storage.<service> inside it"
+                )
             if nested:
                 self._depth += 1
             elif self._turn.wait_for(self._free, timeout=self._timeout):

@@ -229,13 +229,18 @@ def test_a_wait_past_the_busy_timeout_is_a_typed_busy_error() -> None:
 
 
 def test_a_thread_may_nest_checkouts_and_keeps_the_connection_until_the_last(memory_url: Storage) -> None:
-    """A connection opened inside a unit of work shares its connection, neither deadlocks nor rolls the
-    outer transaction back when it closes, and no other thread gets the connection in between."""
+    """A connection asked for inside a unit of work's open transaction is refused at once (sharing it would
+    let its rollback undo the unit of work), never deadlocks, and no other thread gets the connection in
+    between; outside a transaction the holder's nested checkouts share it."""
     other: list[int] = []
-    with memory_url.unit_of_work() as uow:
-        session_id = uow.sessions.save_session(SessionCreateFactory.build())
+    with memory_url.engine.connect():
         with memory_url.engine.connect():
             assert checked_out(memory_url) == 2
+        assert checked_out(memory_url) == 1
+    with memory_url.unit_of_work() as uow:
+        session_id = uow.sessions.save_session(SessionCreateFactory.build())
+        with pytest.raises(Busy, match="transaction open"):
+            memory_url.engine.connect()
         assert checked_out(memory_url) == 1
         reader = threading.Thread(target=lambda: other.append(memory_url.sessions.get_session_count()))
         reader.start()
@@ -254,3 +259,19 @@ def test_an_invalidated_memory_connection_keeps_the_database(memory_url: Storage
         connection.invalidate()
     assert memory_url.sessions.load_session(session_id) is not None
     assert checked_out(memory_url) == 0
+
+
+def test_a_storage_call_inside_a_unit_of_work_of_the_same_thread_never_undoes_it() -> None:
+    """On the one connection of a memory database, a storage.<service> call inside an open unit of work
+    of the same thread is refused (Busy, naming the fix) instead of sharing the transaction, whose
+    rollback would silently undo the unit of work's writes."""
+    storage = Storage("sqlite://")
+    try:
+        with storage.unit_of_work() as uow:
+            uow.sessions.save_session({"id": "A", "image_path": "/a.jpg", "naive_prompt": "p"})
+            with pytest.raises(Busy, match=r"uow\.sessions"):
+                storage.sessions.load_session("A")
+            uow.sessions.save_session({"id": "B", "image_path": "/b.jpg", "naive_prompt": "p"})
+        assert storage.sessions.session_ids() == ["A", "B"]
+    finally:
+        storage.close()

@@ -401,3 +401,55 @@ def test_outside_a_unit_of_work_the_orm_graph_is_detached_but_loaded(storage: St
     assert graph is not None and inspect(graph).detached
     counts = (len(graph.prompts), len(graph.entities), len(graph.validations), len(graph.feedback))
     assert counts == (len(saved.prompts), len(saved.entities), len(saved.validations), len(saved.feedback))
+
+
+def _statements_during(storage: Storage, action: Callable[[], object]) -> list[str]:
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, sql: str, *rest: object) -> None:
+        seen.append(sql)
+
+    event.listen(storage.engine, "before_cursor_execute", record)
+    try:
+        action()
+    finally:
+        event.remove(storage.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_adding_a_child_leaves_the_other_loaded_children_as_they_were(storage: Storage) -> None:
+    """Only the collection that grew is read afresh: the entities the application holds are not expired,
+    so reading them costs no query (no N+1 after a service call)."""
+    _save_committed(storage)
+    with storage.unit_of_work() as uow:
+        graph = uow.sessions.get_edit_session(SID)
+        assert graph is not None
+        entities = list(graph.entities)
+        uow.sessions.add_prompt_iteration(SID, {"iteration": 9, "positive_prompt": "later"})
+        assert _statements_during(storage, lambda: [e.label for e in entities]) == []
+        assert 9 in [p.iteration for p in uow.session.scalars(select(Prompt).where(Prompt.session_id == SID))]
+
+
+def test_children_held_across_a_replace_or_a_delete_stay_readable_detached(storage: Storage) -> None:
+    _save_committed(storage)
+    with storage.unit_of_work() as uow:
+        held = uow.session.scalars(select(Entity).where(Entity.session_id == SID)).all()
+        labels = [e.label for e in held]
+        uow.sessions.save_session(SessionCreateFactory.build(id=SID))
+        assert all(inspect(e).detached for e in held)
+        assert [e.label for e in held] == labels
+
+
+def test_deleting_a_session_finds_its_loaded_children_in_one_query_per_table(storage: Storage) -> None:
+    """Eviction never loads expired objects one by one."""
+    _save_committed(storage)
+    with storage.unit_of_work() as uow:
+        held = [
+            *uow.session.scalars(select(Entity).where(Entity.session_id == SID)),
+            *uow.session.scalars(select(Prompt).where(Prompt.session_id == SID)),
+        ]
+        uow.session.expire_all()
+        statements = _statements_during(storage, lambda: uow.sessions.delete_session(SID))
+    selects = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, selects  # entities and prompts are loaded: one query each
+    assert all(obj not in uow.session for obj in held)

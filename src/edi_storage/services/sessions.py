@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import InstanceState, Session, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from edi_storage.dialects import SQLDialect, dialect_of
 from edi_storage.errors import FieldError, InvalidInput, NotFound
@@ -511,7 +511,7 @@ def _add_children(s: Session, session_id: str, model: ChildModel, rows: list[dic
     if not rows:
         return []
     ids = list(s.scalars(insert(model).returning(model.id, sort_by_parameter_order=True), rows))
-    _expire_parents(s, [session_id])
+    _expire_parents(s, [session_id], [_COLLECTION[model], "updated_at"])
     return ids
 
 
@@ -530,9 +530,10 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
     """
     now = utcnow()
     ids = [item.id or str(uuid.uuid4()) for item in items]
-    existing = set(
-        s.scalars(_PROBE_ONE, {"id": ids[0]}) if len(ids) == 1 else s.scalars(_PROBE, {"ids": ids})
-    )
+    if len(ids) == 1:
+        existing = set(s.scalars(_PROBE_ONE, {"id": ids[0]}))
+    else:  # in chunks: PostgreSQL takes at most 65,535 parameters per statement
+        existing = {sid for chunk in _chunks(ids) for sid in s.scalars(_PROBE, {"ids": chunk})}
     new_rows: list[dict[str, Any]] = []
     replaced: list[dict[str, Any]] = []
     for session_id, item in zip(ids, items, strict=True):
@@ -550,11 +551,12 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
         _evict_children(s, existing)
         s.execute(update(EditSession), replaced)
         for model in SESSION_CHILDREN:
-            s.execute(
-                delete(model).where(model.session_id.in_(existing)),
-                execution_options={"synchronize_session": False},  # evicted above
-            )
-        _expire_parents(s, existing)
+            for chunk in _chunks(sorted(existing)):
+                s.execute(
+                    delete(model).where(model.session_id.in_(chunk)),
+                    execution_options={"synchronize_session": False},  # evicted above
+                )
+        _expire_parents(s, existing, _SESSION_ATTRIBUTES)
     if new_rows:
         s.execute(_INSERT[EditSession], new_rows)
     children: dict[ChildModel, list[dict[str, Any]]] = {model: [] for model in SESSION_CHILDREN}
@@ -572,25 +574,38 @@ def _write_graphs(s: Session, items: Sequence[SessionCreate]) -> list[str]:
     return ids
 
 
+def _chunks(ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
+
+
 def _evict_children(s: Session, session_ids: Sequence[str] | set[str]) -> None:
     """Remove from the identity map every child object of these sessions, before their rows go (the
-    database's cascade or a replace deletes them behind the ORM's back)."""
-    wanted = set(session_ids)
-    for obj in [o for o in s.identity_map.values() if isinstance(o, SESSION_CHILDREN)]:
-        state: InstanceState[Any] = inspect(obj)
-        if "session_id" in state.dict:
-            owner = state.dict["session_id"]
-        else:  # expired: read it (before the row goes)
-            owner = None if state.was_deleted else obj.session_id
-        if owner in wanted:
-            s.expunge(obj)
+    database's cascade or a replace deletes them behind the ORM's back). Objects stay readable, detached
+    as they were loaded. The children are found by one query per table that has objects loaded, never
+    by loading an expired object."""
+    wanted = sorted(set(session_ids))
+    keys = list(s.identity_map.keys())  # (class, (primary key,), token)
+    for model in SESSION_CHILDREN:
+        loaded = {key[1][0]: s.identity_map[key] for key in keys if key[0] is model}
+        if not loaded:
+            continue
+        for chunk in _chunks(wanted):
+            for child_id in s.scalars(select(model.id).where(model.session_id.in_(chunk))):
+                if (obj := loaded.get(child_id)) is not None:
+                    s.expunge(obj)
 
 
-def _expire_parents(s: Session, session_ids: Sequence[str] | set[str]) -> None:
-    """Expire loaded sessions whose rows or children changed: their next access reads them afresh."""
+# What a loaded EditSession is told to read afresh: its columns and its collections, by name, so that
+# the expiry does not cascade into child objects the application holds (they stay as they were loaded).
+_SESSION_ATTRIBUTES = [attr.key for attr in inspect(EditSession).column_attrs] + list(_CHILDREN)
+_COLLECTION: dict[ChildModel, str] = {model: key for key, (model, _, _) in _CHILDREN.items()}
+
+
+def _expire_parents(s: Session, session_ids: Sequence[str] | set[str], attributes: list[str]) -> None:
+    """Expire ``attributes`` of the loaded sessions among ``session_ids``: read afresh at next access."""
     for session_id in session_ids:
         if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
-            s.expire(obj)
+            s.expire(obj, attributes)
 
 
 def _prompt_row(session_id: str, p: dict[str, Any], now: datetime) -> dict[str, Any]:
