@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from edi_storage import Conflict, InvalidInput, Storage
-from edi_storage.models import GeneratedImage, LibraryPrompt, Prompt
+from edi_storage.models import GeneratedImage, LibraryPrompt, Prompt, TrainingRun
 from edi_storage.ops.transfer import ImportMode, export_all, import_all
 from edi_storage.testing.demo import populate
 
@@ -139,3 +139,82 @@ def test_the_cli_refuses_then_replaces_and_reports_each_kind(tmp_path: Path, sou
     assert "12 sessions (12 replaced)" in " ".join(replaced.stderr.split())
     both = invoke("import", "--replace", "--merge", str(source_dump), url=url)
     assert both.exit_code == 2
+
+
+def _runs_and_images(storage: Storage) -> tuple[list[tuple[int, str]], list[tuple[str, int | None]]]:
+    with storage.unit_of_work(readonly=True) as uow:
+        s = uow.session
+        runs = sorted((r.id, r.name) for r in s.execute(select(TrainingRun.id, TrainingRun.name)))
+        images = sorted(
+            (r.filename, r.training_session_id)
+            for r in s.execute(select(GeneratedImage.filename, GeneratedImage.training_session_id))
+        )
+    return runs, images
+
+
+def test_merge_gives_runs_fresh_ids_that_no_later_row_of_the_file_overwrites(
+    storage_factory: Callable[..., Storage], tmp_path: Path
+) -> None:
+    """A's runs 1 "Y" and 2 "Z" into B holding run 1 "X": Y is kept under an id above every id of the
+    file and of B, Z keeps its own, and each image follows its run."""
+    with Storage(f"sqlite:///{tmp_path / 'a.db'}") as a:
+        y = a.gallery.start_training("Y", "y.safetensors")
+        z = a.gallery.start_training("Z", "z.safetensors")
+        a.gallery.add_image(
+            {"filename": "a1.png", "prompt": "p", "model_id": "m", "training_session_id": y.id}
+        )
+        a.gallery.add_image(
+            {"filename": "a2.png", "prompt": "p", "model_id": "m", "training_session_id": z.id}
+        )
+        dump = exported(a, tmp_path / "a.jsonl")
+    b = storage_factory()
+    b.gallery.start_training("X", "x.safetensors")
+    import_all(b, dump, mode="merge")
+    runs, images = _runs_and_images(b)
+    assert runs == [(1, "X"), (2, "Z"), (3, "Y")]
+    assert images == [("a1.png", 3), ("a2.png", 2)]
+
+
+def test_library_prompts_are_known_by_their_text_not_their_id(
+    storage_factory: Callable[..., Storage], tmp_path: Path
+) -> None:
+    """Two databases both number their prompts from 1: a prompt new to B is created whatever its id."""
+    with Storage(f"sqlite:///{tmp_path / 'a.db'}") as a:
+        a.library.record_prompt("a sunset over the sea")
+        dump = exported(a, tmp_path / "a.jsonl")
+    b = storage_factory()
+    b.library.record_prompt("a cat on a mat")
+    report = import_all(b, dump)
+    assert report.outcomes["library_prompt"]["created"] == 1
+    with b.unit_of_work(readonly=True) as uow:
+        texts = sorted(uow.session.scalars(select(LibraryPrompt.prompt_text)))
+    assert texts == ["a cat on a mat", "a sunset over the sea"]
+
+
+def test_an_image_is_its_file_whatever_its_id(
+    storage_factory: Callable[..., Storage], tmp_path: Path
+) -> None:
+    with Storage(f"sqlite:///{tmp_path / 'a.db'}") as a:
+        for name in ("x1.png", "x2.png", "shared.png"):
+            a.gallery.add_image({"filename": name, "prompt": "from a", "model_id": "m"})
+        dump = exported(a, tmp_path / "a.jsonl")
+    b = storage_factory()
+    b.gallery.add_image({"filename": "shared.png", "prompt": "from b", "model_id": "m"})
+    with pytest.raises(Conflict, match="image"):
+        import_all(b, dump)
+    report = import_all(b, dump, mode="merge")
+    # x1.png shares B's id 1 (another file): kept under a fresh id; x2.png is new; shared.png is B's file.
+    assert report.outcomes["image"] == {"created": 1, "replaced": 0, "merged": 2, "unchanged": 0}
+    with b.unit_of_work(readonly=True) as uow:
+        rows = dict(uow.session.execute(select(GeneratedImage.filename, GeneratedImage.prompt)).all())
+    assert rows == {"shared.png": "from b", "x1.png": "from a", "x2.png": "from a"}
+
+
+def test_merging_the_same_file_twice_adds_no_second_copy_of_a_session(
+    source_dump: Path, holding_the_same_ids: Storage
+) -> None:
+    import_all(holding_the_same_ids, source_dump, mode="merge")
+    sessions_after_one = holding_the_same_ids.sessions.get_session_count()
+    again = import_all(holding_the_same_ids, source_dump, mode="merge")
+    assert holding_the_same_ids.sessions.get_session_count() == sessions_after_one == 24
+    assert again.outcomes["session"]["unchanged"] == 12

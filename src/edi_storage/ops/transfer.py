@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
@@ -193,8 +193,7 @@ def import_all(
     database can refuse (a filename another image holds), leaves nothing of the file behind either.
     """
     chosen = parse(_ImportOptions, {"mode": mode}).mode
-    _check_file(source, verify=verify)
-    importer = _Importer(chosen)
+    importer = _Importer(chosen, _check_file(source, verify=verify))
     pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in (*ROW_KINDS, "session")}
     step = progress or (lambda _kind, _n: None)
 
@@ -228,7 +227,7 @@ def import_sessions(
     """Session graphs (as ``export ID`` writes them) under the same policy as ``import_all``, in one
     transaction."""
     chosen = parse(_ImportOptions, {"mode": mode}).mode
-    importer = _Importer(chosen)
+    importer = _Importer(chosen, dict.fromkeys(ROW_KINDS, 0))
     with storage.unit_of_work(audit=audit, actor=actor) as uow:
         for start in range(0, len(sessions), BATCH):
             importer.write(uow, "session", list(sessions[start : start + BATCH]))
@@ -240,8 +239,10 @@ class _ImportOptions(InputModel):
     mode: ImportMode
 
 
-def _check_file(source: Path, *, verify: bool) -> None:
-    """Pass one: every record valid, and the trailer true to every line before it."""
+def _check_file(source: Path, *, verify: bool) -> dict[str, int]:
+    """Pass one: every record valid, and the trailer true to every line before it. Returns the highest
+    id of each row kind in the file (ids given to merged rows start above them)."""
+    highest: dict[str, int] = dict.fromkeys(ROW_KINDS, 0)
     digest = hashlib.sha256()
     counts: dict[str, int] = dict.fromkeys((*ROW_KINDS, "session"), 0)
     trailer: dict[str, Any] | None = None
@@ -261,6 +262,8 @@ def _check_file(source: Path, *, verify: bool) -> None:
                     parse(SessionCreate, data, prefix=f"line {number}.")
                 else:
                     _typed(ROW_KINDS[kind][0], _decode(ROW_KINDS[kind][0], data))
+                    if isinstance(row_id := data.get("id"), int):
+                        highest[kind] = max(highest[kind], row_id)
                 counts[kind] += 1
     except UnicodeDecodeError as error:
         raise InvalidInput.single("file", f"is not UTF-8 text ({error.reason})", str(source)) from None
@@ -272,21 +275,33 @@ def _check_file(source: Path, *, verify: bool) -> None:
                 "release (import it unverified with --unverified)",
                 str(source),
             )
-        return
+        return highest
     if trailer.get("sha256") != digest.hexdigest() or trailer.get("records") != counts:
         raise InvalidInput.single(
             "file", "does not match its trailer: lines were changed, added or removed", str(source)
         )
+    return highest
 
 
 class _Importer:
     """Writes batches of one kind under an ``ImportMode``, counting every outcome."""
 
-    def __init__(self, mode: ImportMode) -> None:
+    def __init__(self, mode: ImportMode, highest_in_file: dict[str, int]) -> None:
         self.mode = mode
         self.report = ImportReport()
         self.conflicts: list[str] = []
         self.new_ids: dict[str, dict[int, int]] = {"training_run": {}, "creation_run": {}}
+        self.highest_in_file = highest_in_file
+        self.next_id: dict[str, int] = {}
+
+    def _fresh_id(self, s: Session, kind: str, table: Table) -> int:
+        """An id no stored row and no row of the file has: above the highest of both, so that a row
+        given one never collides with a row of the file written later with its own id."""
+        if kind not in self.next_id:
+            stored = s.scalar(select(func.max(table.c.id))) or 0
+            self.next_id[kind] = max(stored, self.highest_in_file.get(kind, 0)) + 1
+        self.next_id[kind] += 1
+        return self.next_id[kind] - 1
 
     def write(self, uow: UnitOfWork, kind: str, batch: list[Any]) -> None:
         if kind == "session":
@@ -310,16 +325,15 @@ class _Importer:
 
     def _sessions(self, uow: UnitOfWork, items: list[SessionCreate]) -> None:
         ids = [item.id for item in items if item.id is not None]
-        stored = {
-            graph.id: graph.as_create().model_dump(mode="json", exclude_none=True)
-            for graph in uow.sessions.load_sessions(ids)
-        }
+        stored = _stored_graphs(uow, ids)
         save: list[SessionCreate] = []
+        merged: dict[str, SessionCreate] = {}
         for item in items:
+            dumped = item.model_dump(mode="json", exclude_none=True)
             if item.id is None or item.id not in stored:
                 save.append(item)
                 self.report.add("session", "created")
-            elif item.model_dump(mode="json", exclude_none=True) == stored[item.id]:
+            elif dumped == stored[item.id]:
                 self.report.add("session", "unchanged")
             elif self.mode is ImportMode.REFUSE:
                 self.conflicts.append(f"session {item.id!r}")
@@ -327,36 +341,52 @@ class _Importer:
                 save.append(item)
                 self.report.add("session", "replaced")
             else:
-                save.append(item.model_copy(update={"id": str(uuid.uuid4())}))
-                self.report.add("session", "merged")
+                # The copy's id is derived from the session and its content: merging the same file
+                # again finds the copy and leaves it alone.
+                digest = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
+                copy_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"edi-storage:merge:{item.id}:{digest}"))
+                merged[copy_id] = item.model_copy(update={"id": copy_id})
+        already = set(_stored_graphs(uow, list(merged)))
+        for copy_id, copy in merged.items():
+            self.report.add("session", "unchanged" if copy_id in already else "merged")
+            if copy_id not in already:
+                save.append(copy)
         if save:
             uow.sessions.batch_save_sessions(save)
 
     def _rows(self, s: Session, kind: str, batch: list[dict[str, Any]]) -> None:
         table, key = ROW_KINDS[kind]
         rows = [self._remapped(kind, _typed(table, _decode(table, data))) for data in batch]
-        keys = [row[key] for row in rows if row.get(key) is not None]
-        stored = {
-            row[key]: dict(row) for row in s.execute(select(table).where(table.c[key].in_(keys))).mappings()
-        }
-        fresh: list[dict[str, Any]] = []
-        replaced: list[dict[str, Any]] = []
+        stored = _stored(s, table, key, [row[key] for row in rows if row.get(key) is not None])
+        # An image is its file: one whose id is new but whose filename is stored is that stored row.
+        by_file = (
+            _stored(s, table, "filename", [row["filename"] for row in rows if "filename" in row])
+            if kind == "image"
+            else {}
+        )
+        taken_ids = (
+            set(_stored(s, table, "id", [row["id"] for row in rows if "id" in row])) if key != "id" else set()
+        )
+        writes: list[dict[str, Any]] = []
         for row in rows:
-            old = stored.get(row.get(key))
+            old = stored.get(row.get(key)) or by_file.get(row.get("filename"))
             if old is None:
-                fresh.append(row)
+                clash = key != "id" and row.get("id") in taken_ids  # a new prompt whose id another one has
+                writes.append({**row, "id": self._fresh_id(s, kind, table)} if clash else row)
                 self.report.add(kind, "created")
-            elif all(old.get(column) == value for column, value in row.items()):
+            elif all(old.get(column) == value for column, value in row.items() if column != "id"):
                 self.report.add(kind, "unchanged")
             elif self.mode is ImportMode.REFUSE:
-                self.conflicts.append(f"{kind.replace('_', ' ')} {row[key]!r}")
+                self.conflicts.append(f"{kind.replace('_', ' ')} {row.get(key)!r}")
             elif self.mode is ImportMode.REPLACE:
-                replaced.append({**row, "id": old["id"]} if key != "id" else row)
+                writes.append({**row, "id": old["id"]})  # the stored row's id is kept
                 self.report.add(kind, "replaced")
             else:
-                self._merge(s, kind, table, row, old)
+                merged = self._merge(s, kind, table, row, old)
+                if merged is not None:
+                    writes.append(merged)
                 self.report.add(kind, "merged")
-        _upsert(s, table, key, fresh + replaced)
+        _upsert(s, table, "id", writes)
 
     def _remapped(self, kind: str, row: dict[str, Any]) -> dict[str, Any]:
         if kind != "image":
@@ -366,26 +396,43 @@ class _Importer:
             for column, value in row.items()
         }
 
-    def _merge(self, s: Session, kind: str, table: Table, row: dict[str, Any], old: dict[str, Any]) -> None:
+    def _merge(
+        self, s: Session, kind: str, table: Table, row: dict[str, Any], old: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The row to write for a conflict under ``merge``, or None when the stored row stays as it is."""
         if kind == "library_prompt":
             # One prompt, used in both places: uses add up, the use period widens, stored details win.
-            values = {
+            return {
+                **{column: value for column, value in row.items() if old.get(column) is None},
+                **{column: value for column, value in old.items() if value is not None},
                 "total_uses": old["total_uses"] + row.get("total_uses", 1),
                 "first_used_at": min(old["first_used_at"], row.get("first_used_at", old["first_used_at"])),
                 "last_used_at": max(old["last_used_at"], row.get("last_used_at", old["last_used_at"])),
             }
-            for column, value in row.items():
-                if old.get(column) is None and value is not None and column not in values:
-                    values[column] = value
-            s.execute(update(table).where(table.c.id == old["id"]).values(values))
-            return
-        if kind == "image" and s.scalar(select(table.c.id).where(table.c.filename == row["filename"])):
-            return  # one row per image file: the stored row for this file stays
-        # Integer-keyed rows: kept beside the stored one under a new id (images follow merged runs).
-        without_id = {column: value for column, value in row.items() if column != "id"}
-        new_id = s.execute(insert(table).values(without_id).returning(table.c.id)).scalar_one()
+        if kind == "image" and old.get("filename") == row.get("filename"):
+            return None  # one row per image file: the stored row for this file stays
+        # Runs (and images of other files): kept beside the stored one under a fresh id; images follow
+        # a merged run.
+        fresh = self._fresh_id(s, kind, table)
         if kind in self.new_ids:
-            self.new_ids[kind][row["id"]] = new_id
+            self.new_ids[kind][row["id"]] = fresh
+        return {**row, "id": fresh}
+
+
+def _stored_graphs(uow: UnitOfWork, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored graphs among ``ids``, each as an export writes it."""
+    return {
+        graph.id: graph.as_create().model_dump(mode="json", exclude_none=True)
+        for graph in uow.sessions.load_sessions(ids)
+    }
+
+
+def _stored(s: Session, table: Table, column: str, values: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Stored rows of ``table`` whose ``column`` is one of ``values``, by that value."""
+    if not values:
+        return {}
+    found = s.execute(select(table).where(table.c[column].in_(values))).mappings()
+    return {row[column]: dict(row) for row in found}
 
 
 def _upsert(s: Session, table: Table, key: str, rows: list[dict[str, Any]]) -> None:
