@@ -35,6 +35,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
 from edi_storage.migrate.audit_triggers import CONTEXT_TABLE
+from edi_storage.models.base import UTCDateTime
 from edi_storage.models.library import FTS_TABLE
 
 _ColumnLike = ColumnElement[Any] | QueryableAttribute[Any]
@@ -178,7 +179,8 @@ class SQLiteDialect(SQLDialect):
         )
 
     def json_array(self, element: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
-        return select(func.json_group_array(element)).where(*where).scalar_subquery()
+        # json(): the array stays JSON in the outer object even where a subquery would lose its subtype.
+        return func.json(select(func.json_group_array(element)).where(*where).scalar_subquery())
 
     def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
         # The FTS5 index (migrate: prompt_library_fts) shares the table's rowid; BM25 ranks it.
@@ -218,9 +220,10 @@ class PostgreSQLDialect(SQLDialect):
         return cast(func.timezone("UTC", column), Date)
 
     def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
-        # float8 is rendered in its shortest exact form; JSONB and timestamptz as they are.
+        # float8 is rendered in its shortest exact form and JSONB as it is; timestamps in UTC, whatever the
+        # server's TimeZone, so that they read back (and sort) as the instants they are.
         return func.json_build_object(
-            *(part for key, column in fields.items() for part in (_key(key), column))
+            *(part for key, column in fields.items() for part in (_key(key), _in_utc(column)))
         )
 
     def json_array(self, element: ColumnElement[Any], *where: ColumnElement[bool]) -> ColumnElement[Any]:
@@ -253,12 +256,17 @@ def _key(name: str) -> ColumnElement[Any]:
 
 def _exact(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """A SQLite column value as a JSON object member without loss: JSON text as JSON (not a string),
-    and REALs as 17-digit text, since SQLite's JSON functions print floats with only 15 digits."""
+    and REALs as 17-digit text, since SQLite's JSON functions print floats with only 15 digits. (SQLite's
+    printf is exact up to about 10^100; the input models bound every REAL column far below that.)"""
     if isinstance(column.type, JSON):
         return func.json(column)
     if isinstance(column.type, Float):
         return case((column.is_(None), null()), else_=func.printf("%!.17g", column))
     return column
+
+
+def _in_utc(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.timezone("UTC", column) if isinstance(column.type, UTCDateTime) else column
 
 
 def fts5_query(words: str) -> str:

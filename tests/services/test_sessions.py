@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -451,3 +452,27 @@ def test_score_orderings_page_through_every_session_with_nulls_last(storage: Sto
         ]
         assert [sid for page in pages for sid in page] == expected, limit
     assert storage.sessions.query_history(offset=len(scores), order_by=order_by) == []
+
+
+def test_feedback_order_and_latest_hold_under_any_server_time_zone(
+    storage_factory: Callable[..., Storage],
+) -> None:
+    """Across the autumn clock change in Berlin, the latest feedback is still the latest: timestamps are
+    read as instants, whatever the PostgreSQL session's TimeZone (SQLite stores UTC text)."""
+    storage = storage_factory()
+    if storage.engine.dialect.name == "postgresql":
+        event.listen(
+            storage.engine, "connect", lambda dbapi, _: dbapi.execute("SET TIME ZONE 'Europe/Berlin'")
+        )
+        storage.engine.dispose()
+    feedback = [
+        {"feedback_type": "accept", "created_at": "2024-10-27T01:10:00Z"},
+        {"feedback_type": "reject", "created_at": "2024-10-27T00:30:00Z"},
+    ]
+    storage.sessions.save_session(
+        {"id": "tz", "image_path": "/a.jpg", "naive_prompt": "p", "feedback": feedback}
+    )
+    loaded = storage.sessions.load_session("tz")
+    assert loaded is not None and loaded.user_feedback is not None
+    assert [f.feedback_type.value for f in loaded.feedback] == ["reject", "accept"]
+    assert loaded.user_feedback.feedback_type.value == "accept"
