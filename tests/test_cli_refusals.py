@@ -186,3 +186,32 @@ def url_at_head(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'head.db'}"
     Storage(url).close()
     return url
+
+
+def test_reading_a_backup_leaves_it_in_its_own_journal_mode(url_at_head: str, tmp_path: Path) -> None:
+    """A backup is one self-contained file (journal_mode=delete): `stats` on it must not switch it to WAL."""
+    backups = tmp_path / "backups"
+    assert invoke("backup", "--dir", str(backups), url=url_at_head).exit_code == 0
+    (copy,) = backups.glob("*.db")
+    assert invoke("stats", url=f"sqlite:///{copy}").exit_code == 0
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert sorted(p.name for p in backups.iterdir()) == sorted([copy.name, copy.name + ".json"])
+
+
+@pytest.mark.postgres
+def test_tables_in_another_postgres_schema_make_a_database_foreign(empty_postgres: URL) -> None:
+    engine = create_engine(empty_postgres)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA app"))
+            conn.execute(text("CREATE TABLE app.customers (id integer primary key)"))
+        with (
+            Storage(empty_postgres) as storage,
+            pytest.raises(SchemaOutOfDate, match=r"another application's tables \('app\.customers'\)"),
+        ):
+            storage.sessions.get_session_count()
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == [], "nothing was created in public"
+    finally:
+        engine.dispose()

@@ -112,6 +112,7 @@ class Storage:
         )
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._schema_ok = False
+        self._wal_ok = False
         self._opened_as: SchemaStatus | None = None
         self.recorder = (
             QueryRecorder(self.engine, retention_days=self.settings.query_performance_retention_days)
@@ -155,6 +156,8 @@ class Storage:
         with database_errors(), self.engine.connect() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        ensure_wal(self.engine)  # a database edi-storage created or migrated is one it writes
+        self._wal_ok = True
         self._schema_ok = False
         self._opened_as = None
 
@@ -165,7 +168,6 @@ class Storage:
         status, self._opened_as = self._opened_as or self.schema_status(), None
         if (error := unusable(status)) is not None:
             raise error
-        ensure_wal(self.engine)
         self._schema_ok = True
 
     # -- transactions ----------------------------------------------------------------------------
@@ -181,6 +183,11 @@ class Storage:
         plain read transaction, which under WAL never waits.
         """
         self.ensure_current()
+        if not readonly and not self._wal_ok:
+            # The journal mode is written into the file: switched at the first write, never by a read
+            # (a backup opened to look at it stays a single file in its own mode).
+            ensure_wal(self.engine)
+            self._wal_ok = True
         factory = self._reader if readonly else self._writer
         with database_errors(), factory() as session, session.begin():
             context_set = not readonly and set_audit_context(session, actor, audit)

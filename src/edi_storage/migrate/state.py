@@ -65,13 +65,27 @@ def inspect_schema(connection: Connection) -> SchemaStatus:
     existing = set(inspect(connection).get_table_names())
     ours = existing & REFERENCE_COLUMNS.keys()
     if not ours:
-        others = sorted(t for t in existing if not t.startswith("sqlite_"))
+        others = sorted(t for t in existing if not t.startswith("sqlite_")) + _elsewhere(connection)
         if others:
             return SchemaStatus(SchemaState.FOREIGN, None, head, [f"it holds table {t!r}" for t in others])
         return SchemaStatus(SchemaState.EMPTY, None, head)
     differences = reference_shape_differences(connection, existing)
     state = SchemaState.UNRECOGNISED if differences else SchemaState.REFERENCE
     return SchemaStatus(state, None, head, differences)
+
+
+def _elsewhere(connection: Connection) -> list[str]:
+    """Another application's objects beside the tables of the default schema: views, and on PostgreSQL
+    tables in schemas of their own (``schema.table``)."""
+    inspector = inspect(connection)
+    found = list(inspector.get_view_names())
+    if connection.dialect.name == "postgresql":
+        for schema in inspector.get_schema_names():
+            if schema in {"public", "information_schema"} or schema.startswith("pg_"):
+                continue
+            found += [f"{schema}.{t}" for t in inspector.get_table_names(schema=schema)]
+            found += [f"{schema}.{v}" for v in inspector.get_view_names(schema=schema)]
+    return sorted(found)
 
 
 def reference_shape_differences(connection: Connection, existing: set[str]) -> list[str]:
