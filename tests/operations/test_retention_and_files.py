@@ -68,6 +68,7 @@ def test_prune_by_size_budget(tmp_path: Path) -> None:
 
 def test_health_reports_growth_since_the_last_report(tmp_path: Path) -> None:
     storage = Storage(f"sqlite:///{tmp_path / 'h.db'}")
+
     def ours() -> list[str]:  # SQLite's own -wal/-shm of an open WAL database aside
         return sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm")))
 
