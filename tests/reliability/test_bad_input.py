@@ -952,14 +952,15 @@ def test_deeply_nested_files_are_refused_not_crashed_on(storage: Storage, tmp_pa
 
 
 def test_an_import_is_all_or_nothing(storage: Storage, tmp_path: Path) -> None:
-    """Records that pass validation but collide with stored rows (a filename taken by another id) are
-    found by the write pass: the rows written before them must not stay."""
+    """Records that pass validation but that only the database can refuse (an image of a creation run
+    that does not exist) are found by the write pass: the rows written before them must not stay."""
     world = World(storage, tmp_path)
     before = snapshot(storage)
     taken = next(r["data"] for r in world.records if r["kind"] == "image")
     lines: list[tuple[str, dict[str, Any]]] = [
         ("training_run", {"id": 9001, "name": "new run", "model_path": "m.safetensors"}),
-        ("image", {**taken, "id": 9002}),  # same filename, another id: a Conflict
+        # a new file, of a run that does not exist: the foreign key refuses it
+        ("image", {**taken, "id": 9002, "filename": "new-9002.png", "creation_session_id": 424242}),
     ]
     dump = tmp_path / "conflict.jsonl"
     with dump.open("w", encoding="utf-8") as handle:  # a whole file, trailer included

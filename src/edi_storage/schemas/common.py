@@ -41,10 +41,11 @@ LongText = Annotated[str, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(_no
 RequiredLongText = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_no_nul)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
-# Durations and losses: at most 10^15, far past any real one. Beyond about 10^100 SQLite cannot print a
-# REAL exactly (its printf), which the one-statement graph load relies on (dialects.py).
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+# Stored durations and losses: at most 10^15, far past any real one. Beyond about 10^100 SQLite cannot
+# print a REAL exactly (its printf), which the one-statement graph load relies on (dialects.py).
 MAX_MAGNITUDE = 1e15
-NonNegativeFloat = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]
+StoredAmount = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE)]
 # Integer columns are INTEGER: 32 bits on PostgreSQL. Bounding the input to that range refuses a larger
 # number as InvalidInput on both backends, not as a database (PostgreSQL) or driver (SQLite) error.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1

@@ -14,12 +14,12 @@ from edi_storage.schemas.common import (
     JSONInput,
     JSONObject,
     LongText,
-    NonNegativeFloat,
     NonNegativeInt,
     OutputModel,
     RequiredLongText,
     RequiredText,
     Score,
+    StoredAmount,
     Text,
 )
 
@@ -77,8 +77,8 @@ class TrainingStart(InputModel):
 
 
 class TrainingResult(InputModel):
-    final_loss: NonNegativeFloat | None = None
-    training_time_seconds: NonNegativeFloat | None = None
+    final_loss: StoredAmount | None = None
+    training_time_seconds: StoredAmount | None = None
     metrics: JSONInput | None = None
 
 

@@ -18,13 +18,13 @@ from edi_storage.schemas.common import (
     JSONInput,
     JSONObject,
     LongText,
-    NonNegativeFloat,
     NonNegativeInt,
     OutputModel,
     Percent,
     RequiredLongText,
     RequiredText,
     Score,
+    StoredAmount,
     Text,
     UTCDatetime,
 )
@@ -40,7 +40,7 @@ class PromptIn(InputModel):
     positive_prompt: RequiredLongText
     negative_prompt: LongText = ""
     quality_score: Score | None = None
-    generation_time: NonNegativeFloat | None = None
+    generation_time: StoredAmount | None = None
     model_confidence: Score | None = None
     prompt_metadata: JSONInput | None = None
     generation_parameters: JSONInput | None = None
@@ -96,7 +96,7 @@ class SessionCreate(InputModel):
     naive_prompt: RequiredLongText
     status: SessionStatus = SessionStatus.IN_PROGRESS
     final_alignment_score: Score | None = None
-    processing_time: NonNegativeFloat | None = None
+    processing_time: StoredAmount | None = None
     model_version: Text | None = None
     session_tags: list[Text] | None = None
     session_metadata: JSONInput | None = None
