@@ -31,6 +31,7 @@ from typing import Any
 from bench import Raw, graphs, measure_reads, print_table, timed
 
 from edi_storage import Storage
+from edi_storage.ops.transfer import ExportWriter
 from edi_storage.testing import seed
 
 RESULTS = Path(__file__).with_name("results")
@@ -44,18 +45,24 @@ def write_export(path: Path, count: int) -> None:
     templates = graphs(TEMPLATES)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     with path.open("w", encoding="utf-8") as out:
+        writer = ExportWriter(out)  # records, then the trailer import checks them against
         for i in range(count):
             data = {
                 **templates[i % TEMPLATES],
                 "id": f"scale-{i:08d}",
                 "created_at": (start + timedelta(seconds=30 * i)).isoformat(),
             }
-            out.write(json.dumps({"kind": "session", "data": data}) + "\n")
+            writer.write("session", data)
+        writer.close()
 
 
 def run_import(db: Path, export: Path, audit: bool) -> dict[str, float]:
-    """``edi-storage import`` in a child process: seconds, and its peak resident memory in MB."""
-    command = [str(BIN / "edi-storage"), "--url", f"sqlite:///{db}", "import", str(export)]
+    """``edi-storage import`` in a child process: seconds, and its peak resident memory in MB. The
+    database is created first by ``edi-storage upgrade`` (import, like every command but upgrade,
+    refuses a missing database)."""
+    url = f"sqlite:///{db}"
+    subprocess.run([str(BIN / "edi-storage"), "--url", url, "upgrade"], check=True, stdout=subprocess.DEVNULL)
+    command = [str(BIN / "edi-storage"), "--url", url, "import", str(export)]
     if not audit:
         command.append("--no-audit")
     start = time.perf_counter()
