@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from sqlalchemy import URL, create_engine, inspect, text
 
 from edi_storage import DatabaseUnavailable, InvalidInput, SchemaOutOfDate, Storage
 from edi_storage.migrate.scripts import head_revision
-from edi_storage.testing.fixtures import postgres_url
+from edi_storage.testing.fixtures import scratch_postgres_database
 
 from .test_cli import assert_clean_failure, invoke
 
@@ -101,19 +100,8 @@ def test_create_false_refuses_a_missing_file_before_touching_the_disk(tmp_path: 
 
 @pytest.fixture
 def empty_postgres() -> Iterator[URL]:
-    server = postgres_url()
-    if server is None:
-        pytest.skip("EDI_STORAGE_TEST_POSTGRES_URL is not set")
-    name = f"edi_empty_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("edi_empty") as url:
+        yield url
 
 
 @pytest.mark.postgres

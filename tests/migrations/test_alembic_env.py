@@ -12,19 +12,18 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import QueuePool
 
 from edi_storage import Storage
 from edi_storage.migrate.scripts import alembic_config, head_revision, script_directory
-from edi_storage.testing.fixtures import BACKENDS, postgres_url
+from edi_storage.testing.fixtures import BACKENDS, scratch_postgres_database
 
 from .conftest import sqlite_url
 
@@ -63,20 +62,12 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         finally:
             engine.dispose()
         return
-    server = postgres_url()
-    assert server is not None
-    name = f"edi_env_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(server.set(database=name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("edi_env") as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def test_an_engine_in_the_attributes_is_accepted(empty_engine: Engine) -> None:

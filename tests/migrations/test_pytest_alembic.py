@@ -10,7 +10,6 @@ schema, which edi-storage's base downgrade keeps with its rows.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,11 @@ from pytest_alembic.tests import (
     test_up_down_consistency,
     test_upgrade,
 )
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import BASE_REVISION
-from edi_storage.testing.fixtures import BACKENDS, postgres_url
+from edi_storage.testing.fixtures import BACKENDS, scratch_postgres_database
 
 __all__ = [
     "test_model_definitions_match_ddl",
@@ -66,20 +65,12 @@ def alembic_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[E
         yield engine
         engine.dispose()
         return
-    server = postgres_url()
-    assert server is not None
-    name = f"edi_pa_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = create_engine(server.set(database=name))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("edi_pa") as url:
+        engine = create_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

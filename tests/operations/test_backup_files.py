@@ -25,7 +25,7 @@ from edi_storage.migrate.scripts import head_revision
 from edi_storage.ops.backups import BackupError, backup_name, list_backups, pre_upgrade_backups
 from edi_storage.ops.maintenance import Maintenance
 from edi_storage.testing import SessionCreateFactory
-from edi_storage.testing.fixtures import empty_postgres_tables, postgres_url
+from edi_storage.testing.fixtures import empty_postgres_tables, scratch_postgres_database
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 OLD_REVISION = "0001_base_schema"
@@ -201,19 +201,8 @@ def pg(postgres_database: URL) -> Iterator[Storage]:
 @pytest.fixture
 def empty_pg() -> Iterator[URL]:
     """A new, empty PostgreSQL database, dropped afterwards."""
-    server = postgres_url()
-    if server is None:
-        pytest.skip("EDI_STORAGE_TEST_POSTGRES_URL is not set")
-    name = f"edi_restore_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database("edi_restore") as url:
+        yield url
 
 
 needs_pg_tools = pytest.mark.skipif(

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +55,31 @@ def sqlite_memory_copy(template: Path, **options: Any) -> Storage:
     return Storage("sqlite://", creator=lambda: memory, **options)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[URL]:
-    """A scratch PostgreSQL database, created and migrated once per run, dropped at the end."""
+@contextmanager
+def scratch_postgres_database(prefix: str = "edi_test") -> Iterator[URL]:
+    """A new, empty database on the server at ``EDI_STORAGE_TEST_POSTGRES_URL`` (the test is skipped
+    without one), dropped afterwards whatever happened to it."""
     server = postgres_url()
     if server is None:
         pytest.skip(f"{POSTGRES_ENV} is not set")
-    name = f"edi_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name)
     try:
-        Storage(url).close()
-        yield url
+        yield server.set(database=name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[URL]:
+    """A scratch PostgreSQL database, created and migrated once per run, dropped at the end."""
+    with scratch_postgres_database() as url:
+        Storage(url).close()
+        yield url
 
 
 def empty_postgres_tables(storage: Storage) -> None:
