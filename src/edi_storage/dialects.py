@@ -66,8 +66,9 @@ class SQLDialect:
         """Run a statement that refuses to run inside a transaction (VACUUM, a checkpoint)."""
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(statement))
 
-    def insert(self, table: Table) -> Any:
-        """An ``INSERT`` that can take ``on_conflict_do_update`` (both databases spell it alike)."""
+    def insert(self, target: Table | type[Any]) -> Any:
+        """An ``INSERT`` that can take ``on_conflict_do_update`` (both databases spell it alike); on a
+        mapped class it is an ORM-enabled statement."""
         raise NotImplementedError
 
     def nulls_last(self, column: ColumnElement[Any], *, descending: bool) -> tuple[ColumnElement[Any], ...]:
@@ -148,8 +149,8 @@ class SQLiteDialect(SQLDialect):
         assert driver is not None
         driver.execute(statement)
 
-    def insert(self, table: Table) -> Any:
-        return sqlite.insert(table)
+    def insert(self, target: Table | type[Any]) -> Any:
+        return sqlite.insert(target)
 
     def native_nulls_last(self, *, descending: bool) -> bool:
         return descending  # NULL is the smallest value in SQLite
@@ -202,8 +203,8 @@ class PostgreSQLDialect(SQLDialect):
         statement = text("SELECT pg_total_relation_size(:t)")
         return {name: int(conn.execute(statement, {"t": name}).scalar_one()) for name in tables}
 
-    def insert(self, table: Table) -> Any:
-        return postgresql.insert(table)
+    def insert(self, target: Table | type[Any]) -> Any:
+        return postgresql.insert(target)
 
     def native_nulls_last(self, *, descending: bool) -> bool:
         return not descending  # NULL is the largest value in PostgreSQL

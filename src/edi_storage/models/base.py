@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Table, Text, func
+from sqlalchemy import JSON, DateTime, Dialect, Float, MetaData, Table, Text, func, inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.mutable import MutableDict, MutableList
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -82,6 +82,14 @@ class Base(DeclarativeBase):
 def table_of(model: type[Base]) -> Table:
     """A mapped class's Table, typed as one (``__table__`` is declared as the broader FromClause)."""
     return cast(Table, model.__table__)
+
+
+def columns_of(model: type[Base]) -> list[InstrumentedAttribute[Any]]:
+    """Every mapped column attribute of ``model``, keyed by attribute name (``Entity.bbox``).
+
+    ``select(*columns_of(Model))`` reads rows without building entities, yet is an ORM-enabled
+    statement: the Session autoflushes before it and its rows are keyed as the model's attributes."""
+    return [getattr(model, attr.key) for attr in inspect(model).column_attrs]
 
 
 class CreatedAt:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
 from edi_storage.models.audit import AuditEntry, AuditOperation
-from edi_storage.models.base import table_of
+from edi_storage.models.base import columns_of
 from edi_storage.monitoring import measured
 from edi_storage.schemas.audit import AuditQuery, AuditRecord
 from edi_storage.schemas.common import parse, rows_as
@@ -71,7 +71,7 @@ class AuditService(Service):
         if query.since is not None:
             filters.append(AuditEntry.timestamp >= query.since)
         statement = (
-            select(table_of(AuditEntry))
+            select(*columns_of(AuditEntry))
             .where(*filters)
             .order_by(AuditEntry.timestamp.desc(), AuditEntry.id.desc())
             .limit(query.limit)

@@ -4,6 +4,10 @@ common queries (gallery-schema.md "Common Queries") as methods.
 A creation run's ``images_created``, ``images_kept`` (its curated images) and ``avg_score`` are derived
 from its images and recomputed, in the same transaction, whenever one of its images is added or curated
 and when the run completes: they cannot drift from the images they describe.
+
+Every statement is ORM-enabled on the mapped classes: a ``GeneratedImage``, ``TrainingRun`` or
+``CreationRun`` the application holds in the same unit of work is flushed before a service reads and
+takes the values a service writes (``synchronize_session``), so the two never disagree.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
 from edi_storage.errors import Conflict, NotFound
-from edi_storage.models.base import table_of, utcnow
+from edi_storage.models.base import columns_of, utcnow
 from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
 from edi_storage.monitoring import measured
 from edi_storage.schemas.common import InputModel, Text, check_limit, parse, rows_as
@@ -34,9 +38,12 @@ from edi_storage.schemas.gallery import (
 )
 from edi_storage.services.base import Service
 
-IMAGES = table_of(GeneratedImage)
-TRAINING = table_of(TrainingRun)
-CREATION = table_of(CreationRun)
+IMAGE = GeneratedImage
+IMAGE_COLUMNS = columns_of(GeneratedImage)
+TRAINING_COLUMNS = columns_of(TrainingRun)
+CREATION_COLUMNS = columns_of(CreationRun)
+# Updates whose new values are plain Python values: held objects take them without a query.
+_EVALUATE = {"synchronize_session": "evaluate"}
 TIERS = (("Excellent", 8.0), ("Good", 6.0), ("Fair", 4.0))
 
 
@@ -50,23 +57,23 @@ class GalleryService(Service):
         """Store a generated image; Conflict when its filename is taken, NotFound for an unknown run."""
         item = parse(ImageCreate, image)
         with self._tx() as s:
-            if s.scalar(select(IMAGES.c.id).where(IMAGES.c.filename == item.filename)) is not None:
+            if s.scalar(select(IMAGE.id).where(IMAGE.filename == item.filename)) is not None:
                 raise Conflict(f"an image named {item.filename!r} is already in the gallery")
-            for table, key, what in (
-                (CREATION, item.creation_session_id, "creation run"),
-                (TRAINING, item.training_session_id, "training run"),
+            for model, key, what in (
+                (CreationRun, item.creation_session_id, "creation run"),
+                (TrainingRun, item.training_session_id, "training run"),
             ):
-                if key is not None and s.scalar(select(table.c.id).where(table.c.id == key)) is None:
+                if key is not None and s.scalar(select(model.id).where(model.id == key)) is None:
                     raise NotFound(what, key)
             now = utcnow()
             values = {**item.model_dump(), "status": item.status.value, "created_at": now, "updated_at": now}
-            image_id = s.execute(insert(IMAGES).values(values).returning(IMAGES.c.id)).scalar_one()
+            image_id = s.scalars(insert(IMAGE).values(values).returning(IMAGE.id)).one()
             if item.creation_session_id is not None:
                 _refresh_creation(s, item.creation_session_id)
             return self._image(s, image_id)
 
     def _image(self, s: Session, image_id: int) -> ImageOut:
-        row = s.execute(select(IMAGES).where(IMAGES.c.id == image_id)).first()
+        row = s.execute(select(*IMAGE_COLUMNS).where(IMAGE.id == image_id)).mappings().first()
         if row is None:
             raise NotFound("image", image_id)
         return ImageOut.model_validate(row)
@@ -104,10 +111,11 @@ class GalleryService(Service):
     def _update(self, s: Session, image_id: int, **values: Any) -> int | None:
         """Update one image; returns its creation run's id. NotFound for an unknown image."""
         result = s.execute(
-            update(IMAGES)
-            .where(IMAGES.c.id == image_id)
+            update(IMAGE)
+            .where(IMAGE.id == image_id)
             .values(**values, updated_at=utcnow())
-            .returning(IMAGES.c.creation_session_id)
+            .returning(IMAGE.creation_session_id),
+            execution_options=_EVALUATE,
         ).first()
         if result is None:
             raise NotFound("image", image_id)
@@ -119,9 +127,9 @@ class GalleryService(Service):
     def recent_high_quality(self, min_score: float = 7.0, limit: int = 10) -> list[ImageOut]:
         """Curated images scoring at least ``min_score``, newest first."""
         statement = (
-            select(IMAGES)
-            .where(IMAGES.c.status == CurationStatus.CURATED.value, IMAGES.c.final_score >= min_score)
-            .order_by(IMAGES.c.created_at.desc(), IMAGES.c.id.desc())
+            select(*IMAGE_COLUMNS)
+            .where(IMAGE.status == CurationStatus.CURATED.value, IMAGE.final_score >= min_score)
+            .order_by(IMAGE.created_at.desc(), IMAGE.id.desc())
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
@@ -132,9 +140,9 @@ class GalleryService(Service):
         """The best-scoring images of a status (``WHERE status = ? ORDER BY final_score DESC``)."""
         wanted = parse(_Curation, {"status": status}).status
         statement = (
-            select(IMAGES)
-            .where(IMAGES.c.status == wanted.value, IMAGES.c.final_score.is_not(None))
-            .order_by(IMAGES.c.final_score.desc(), IMAGES.c.id.desc())
+            select(*IMAGE_COLUMNS)
+            .where(IMAGE.status == wanted.value, IMAGE.final_score.is_not(None))
+            .order_by(IMAGE.final_score.desc(), IMAGE.id.desc())
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
@@ -144,9 +152,9 @@ class GalleryService(Service):
     def uncurated(self, limit: int = 100) -> list[ImageOut]:
         """Pending images, oldest first: the curation queue."""
         statement = (
-            select(IMAGES)
-            .where(IMAGES.c.status == CurationStatus.PENDING.value)
-            .order_by(IMAGES.c.created_at.asc(), IMAGES.c.id.asc())
+            select(*IMAGE_COLUMNS)
+            .where(IMAGE.status == CurationStatus.PENDING.value)
+            .order_by(IMAGE.created_at.asc(), IMAGE.id.asc())
             .limit(check_limit(limit, most=MOST))
         )
         with self._tx(readonly=True) as s:
@@ -155,11 +163,11 @@ class GalleryService(Service):
     @measured("gallery.quality_distribution")
     def quality_distribution(self) -> list[QualityTier]:
         """Curated images per tier: Excellent (>= 8), Good (>= 6), Fair (>= 4), Poor (below, or unscored)."""
-        tier = case(*((IMAGES.c.final_score >= low, name) for name, low in TIERS), else_="Poor")
+        tier = case(*((IMAGE.final_score >= low, name) for name, low in TIERS), else_="Poor")
         order = case(*((tier == name, rank) for rank, (name, _) in enumerate(TIERS)), else_=len(TIERS))
         statement = (
-            select(tier.label("quality_tier"), func.count(), func.avg(IMAGES.c.final_score))
-            .where(IMAGES.c.status == CurationStatus.CURATED.value)
+            select(tier.label("quality_tier"), func.count(IMAGE.id), func.avg(IMAGE.final_score))
+            .where(IMAGE.status == CurationStatus.CURATED.value)
             .group_by(tier)
             .order_by(order)
         )
@@ -182,11 +190,11 @@ class GalleryService(Service):
         item = parse(TrainingStart, given)
         now = utcnow()
         with self._tx() as s:
-            run_id = s.execute(
-                insert(TRAINING)
+            run_id = s.scalars(
+                insert(TrainingRun)
                 .values(**item.model_dump(), status=RunStatus.RUNNING.value, started_at=now, updated_at=now)
-                .returning(TRAINING.c.id)
-            ).scalar_one()
+                .returning(TrainingRun.id)
+            ).one()
             return _training(s, run_id)
 
     @measured("gallery.complete_training")
@@ -218,9 +226,10 @@ class GalleryService(Service):
             if current.status is not RunStatus.RUNNING:
                 raise Conflict(f"training run {run_id} is already {current.status.value}")
             s.execute(
-                update(TRAINING)
-                .where(TRAINING.c.id == run_id)
-                .values(**values, status=status.value, completed_at=now, updated_at=now)
+                update(TrainingRun)
+                .where(TrainingRun.id == run_id)
+                .values(**values, status=status.value, completed_at=now, updated_at=now),
+                execution_options=_EVALUATE,
             )
             return _training(s, run_id)
 
@@ -228,12 +237,12 @@ class GalleryService(Service):
     def training_statistics(self) -> list[TrainingStatistic]:
         """Every training run, newest first, with its time in hours."""
         statement = select(
-            TRAINING.c.name,
-            TRAINING.c.dataset_size,
-            TRAINING.c.final_loss,
-            (TRAINING.c.training_time_seconds / 3600.0).label("training_hours"),
-            TRAINING.c.status,
-        ).order_by(TRAINING.c.started_at.desc(), TRAINING.c.id.desc())
+            TrainingRun.name,
+            TrainingRun.dataset_size,
+            TrainingRun.final_loss,
+            (TrainingRun.training_time_seconds / 3600.0).label("training_hours"),
+            TrainingRun.status,
+        ).order_by(TrainingRun.started_at.desc(), TrainingRun.id.desc())
         with self._tx(readonly=True) as s:
             return rows_as(TrainingStatistic, s.execute(statement))
 
@@ -243,11 +252,11 @@ class GalleryService(Service):
         checked = parse(_Theme, {"theme": theme}).theme
         now = utcnow()
         with self._tx() as s:
-            run_id = s.execute(
-                insert(CREATION)
+            run_id = s.scalars(
+                insert(CreationRun)
                 .values(theme=checked, started_at=now, updated_at=now)
-                .returning(CREATION.c.id)
-            ).scalar_one()
+                .returning(CreationRun.id)
+            ).one()
             return _creation(s, run_id)
 
     @measured("gallery.complete_creation")
@@ -255,7 +264,10 @@ class GalleryService(Service):
         with self._tx() as s:
             if _creation(s, run_id).completed_at is not None:
                 raise Conflict(f"creation run {run_id} is already complete")
-            s.execute(update(CREATION).where(CREATION.c.id == run_id).values(completed_at=utcnow()))
+            s.execute(
+                update(CreationRun).where(CreationRun.id == run_id).values(completed_at=utcnow()),
+                execution_options=_EVALUATE,
+            )
             _refresh_creation(s, run_id)
             return _creation(s, run_id)
 
@@ -268,14 +280,14 @@ class GalleryService(Service):
     def daily_creation_statistics(self) -> list[DailyCreation]:
         """Per UTC day: runs started, images created and kept, average quality; newest day first."""
         with self._tx(readonly=True) as s:
-            day = dialect_of(s).utc_day(CREATION.c.started_at)
+            day = dialect_of(s).utc_day(CreationRun.started_at.expression)
             statement = (
                 select(
                     day.label("date"),
-                    func.count(),
-                    func.sum(CREATION.c.images_created),
-                    func.sum(CREATION.c.images_kept),
-                    func.avg(CREATION.c.avg_score),
+                    func.count(CreationRun.id),
+                    func.sum(CreationRun.images_created),
+                    func.sum(CreationRun.images_kept),
+                    func.avg(CreationRun.avg_score),
                 )
                 .group_by(day)
                 .order_by(day.desc())
@@ -293,14 +305,14 @@ class GalleryService(Service):
 
 
 def _training(s: Session, run_id: int) -> TrainingRunOut:
-    row = s.execute(select(TRAINING).where(TRAINING.c.id == run_id)).first()
+    row = s.execute(select(*TRAINING_COLUMNS).where(TrainingRun.id == run_id)).mappings().first()
     if row is None:
         raise NotFound("training run", run_id)
     return TrainingRunOut.model_validate(row)
 
 
 def _creation(s: Session, run_id: int) -> CreationRunOut:
-    row = s.execute(select(CREATION).where(CREATION.c.id == run_id)).first()
+    row = s.execute(select(*CREATION_COLUMNS).where(CreationRun.id == run_id)).mappings().first()
     if row is None:
         raise NotFound("creation run", run_id)
     return CreationRunOut.model_validate(row)
@@ -308,17 +320,19 @@ def _creation(s: Session, run_id: int) -> CreationRunOut:
 
 def _refresh_creation(s: Session, run_id: int) -> None:
     """Recompute a creation run's counts and average from its images, in the caller's transaction."""
-    mine = IMAGES.c.creation_session_id == run_id
-    kept = func.coalesce(func.sum(cast(IMAGES.c.status == CurationStatus.CURATED.value, Integer)), 0)
+    mine = IMAGE.creation_session_id == run_id
+    kept = func.coalesce(func.sum(cast(IMAGE.status == CurationStatus.CURATED.value, Integer)), 0)
+    # fetch: the new values are subqueries, so a held CreationRun has them expired and reloaded.
     s.execute(
-        update(CREATION)
-        .where(CREATION.c.id == run_id)
+        update(CreationRun)
+        .where(CreationRun.id == run_id)
         .values(
-            images_created=select(func.count()).where(mine).scalar_subquery(),
+            images_created=select(func.count(IMAGE.id)).where(mine).scalar_subquery(),
             images_kept=select(kept).where(mine).scalar_subquery(),
-            avg_score=select(func.avg(IMAGES.c.final_score)).where(mine).scalar_subquery(),
+            avg_score=select(func.avg(IMAGE.final_score)).where(mine).scalar_subquery(),
             updated_at=utcnow(),
-        )
+        ),
+        execution_options={"synchronize_session": "fetch"},
     )
 
 

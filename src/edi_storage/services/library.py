@@ -4,6 +4,9 @@
 recording the same prompt at once each add exactly one use, with no read-then-write race and no unique
 violation reaching a caller. A thumbnail that cannot be made never costs the use: the prompt is recorded
 without it, the reason is logged and returned in ``thumbnail_error``.
+
+Every statement is ORM-enabled on ``LibraryPrompt``: a ``LibraryPrompt`` the application holds in the
+same unit of work is refreshed by ``record_prompt`` and leaves the Session when a delete removes its row.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
 from edi_storage.errors import InvalidInput, NotFound
-from edi_storage.models.base import table_of, utcnow
+from edi_storage.models.base import columns_of, table_of, utcnow
 from edi_storage.models.library import LibraryPrompt, prompt_hash
 from edi_storage.monitoring import measured
 from edi_storage.schemas.common import check_limit, parse, rows_as
@@ -37,11 +40,14 @@ from edi_storage.thumbnails import ThumbnailError, make_thumbnail
 
 log = logging.getLogger(__name__)
 
-LIBRARY = table_of(LibraryPrompt)
+P = LibraryPrompt
+_THUMBNAIL = ("thumbnail_data", "thumbnail_mime", "thumbnail_width", "thumbnail_height")
+_OUT_ATTRIBUTES = [c for c in columns_of(P) if c.key != "thumbnail_data"]
 _OUT_COLUMNS = [
-    *(c for c in LIBRARY.c if c.name != "thumbnail_data"),
-    func.coalesce(func.length(LIBRARY.c.thumbnail_data), 0).label("thumbnail_bytes"),
+    *_OUT_ATTRIBUTES,
+    func.coalesce(func.length(P.thumbnail_data), 0).label("thumbnail_bytes"),
 ]
+_OUT_FIELDS = [c.key for c in _OUT_ATTRIBUTES]
 
 
 def _rows(s: Session, statement: Select[Any]) -> list[LibraryPromptOut]:
@@ -93,28 +99,27 @@ class LibraryService(Service):
             **thumbnail_values,
         }
         with self._tx() as s:
-            statement = dialect_of(s).insert(LIBRARY).values(values)
+            statement = dialect_of(s).insert(P).values(values)
             # A new model or thumbnail replaces the stored one; an absent one keeps it.
-            kept = {
-                c: func.coalesce(statement.excluded[c], LIBRARY.c[c])
-                for c in ("model", "thumbnail_data", "thumbnail_mime", "thumbnail_width", "thumbnail_height")
-            }
+            kept = {c: func.coalesce(statement.excluded[c], getattr(P, c)) for c in ("model", *_THUMBNAIL)}
             upsert = statement.on_conflict_do_update(
-                index_elements=[LIBRARY.c.prompt_hash],
+                index_elements=[P.prompt_hash],
                 set_={
-                    "total_uses": LIBRARY.c.total_uses + 1,
+                    "total_uses": P.total_uses + 1,
                     "last_used_at": statement.excluded.last_used_at,
                     **kept,
                 },
-            ).returning(LIBRARY.c.id)
-            prompt_id = s.execute(upsert).scalar_one()
-            row = s.execute(select(*_OUT_COLUMNS).where(LIBRARY.c.id == prompt_id)).one()
-        return RecordedPrompt.model_validate({**row._mapping, "thumbnail_error": thumbnail_error})
+            ).returning(P)
+            # populate_existing: a LibraryPrompt already in the Session takes the stored row's values.
+            stored = s.scalars(upsert, execution_options={"populate_existing": True}).one()
+            out = {key: getattr(stored, key) for key in _OUT_FIELDS}
+            out["thumbnail_bytes"] = len(stored.thumbnail_data or b"")
+        return RecordedPrompt.model_validate({**out, "thumbnail_error": thumbnail_error})
 
     @measured("library.get")
     def get(self, prompt_id: int) -> LibraryPromptOut:
         with self._tx(readonly=True) as s:
-            found = _rows(s, select(*_OUT_COLUMNS).where(LIBRARY.c.id == prompt_id))
+            found = _rows(s, select(*_OUT_COLUMNS).where(P.id == prompt_id))
         if not found:
             raise NotFound("prompt", prompt_id)
         return found[0]
@@ -123,9 +128,7 @@ class LibraryService(Service):
     def get_thumbnail(self, prompt_id: int) -> tuple[bytes, str]:
         """The thumbnail's bytes and MIME type; NotFound when the prompt or its thumbnail is missing."""
         with self._tx(readonly=True) as s:
-            row = s.execute(
-                select(LIBRARY.c.thumbnail_data, LIBRARY.c.thumbnail_mime).where(LIBRARY.c.id == prompt_id)
-            ).first()
+            row = s.execute(select(P.thumbnail_data, P.thumbnail_mime).where(P.id == prompt_id)).first()
         if row is None:
             raise NotFound("prompt", prompt_id)
         if row.thumbnail_data is None or row.thumbnail_mime is None:
@@ -142,18 +145,18 @@ class LibraryService(Service):
         if not q.query.split():
             raise InvalidInput.single("query", "must contain a word", query)
         with self._tx(readonly=True) as s:
-            statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), LIBRARY, q.query)
+            statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), table_of(P), q.query)
             if q.model is not None:
-                statement = statement.where(LIBRARY.c.model == q.model)
+                statement = statement.where(P.model == q.model)
             return _rows(s, statement.limit(q.limit).offset(q.offset))
 
     @measured("library.popular")
     def popular(self, limit: int = 10, model: str | None = None) -> list[LibraryPromptOut]:
-        return self._ordered((LIBRARY.c.total_uses.desc(), LIBRARY.c.id.desc()), limit, model)
+        return self._ordered((P.total_uses.desc(), P.id.desc()), limit, model)
 
     @measured("library.recent")
     def recent(self, limit: int = 10, model: str | None = None) -> list[LibraryPromptOut]:
-        return self._ordered((LIBRARY.c.last_used_at.desc(), LIBRARY.c.id.desc()), limit, model)
+        return self._ordered((P.last_used_at.desc(), P.id.desc()), limit, model)
 
     def _ordered(
         self, order: tuple[ColumnElement[Any], ...], limit: int, model: str | None
@@ -161,7 +164,7 @@ class LibraryService(Service):
         check_limit(limit, most=1000)
         statement = select(*_OUT_COLUMNS).order_by(*order).limit(limit)
         if model is not None:
-            statement = statement.where(LIBRARY.c.model == model)
+            statement = statement.where(P.model == model)
         with self._tx(readonly=True) as s:
             return _rows(s, statement)
 
@@ -169,12 +172,11 @@ class LibraryService(Service):
     def browse(self, limit: int = 50, cursor: str | None = None) -> LibraryPage:
         """Keyset pagination, most recently used first: each page costs the same however deep it is."""
         check_limit(limit, most=1000)
-        statement = select(*_OUT_COLUMNS).order_by(LIBRARY.c.last_used_at.desc(), LIBRARY.c.id.desc())
+        statement = select(*_OUT_COLUMNS).order_by(P.last_used_at.desc(), P.id.desc())
         if cursor is not None:
             last_used, last_id = decode_cursor(cursor)
             statement = statement.where(
-                (LIBRARY.c.last_used_at < last_used)
-                | ((LIBRARY.c.last_used_at == last_used) & (LIBRARY.c.id < last_id))
+                (P.last_used_at < last_used) | ((P.last_used_at == last_used) & (P.id < last_id))
             )
         with self._tx(readonly=True) as s:
             items = _rows(s, statement.limit(limit + 1))
@@ -184,20 +186,18 @@ class LibraryService(Service):
 
     @measured("library.stats")
     def stats(self) -> LibraryStats:
-        size = func.coalesce(func.length(LIBRARY.c.thumbnail_data), 0)
+        size = func.coalesce(func.length(P.thumbnail_data), 0)
         with self._tx(readonly=True) as s:
             total, uses, with_thumbs, thumb_bytes = s.execute(
                 select(
-                    func.count(),
-                    func.coalesce(func.sum(LIBRARY.c.total_uses), 0),
-                    func.count(LIBRARY.c.thumbnail_data),
+                    func.count(P.id),
+                    func.coalesce(func.sum(P.total_uses), 0),
+                    func.count(P.thumbnail_data),
                     func.coalesce(func.sum(size), 0),
                 )
             ).one()
             per_model = s.execute(
-                select(LIBRARY.c.model, func.count(), func.sum(LIBRARY.c.total_uses)).group_by(
-                    LIBRARY.c.model
-                )
+                select(P.model, func.count(P.id), func.sum(P.total_uses)).group_by(P.model)
             ).all()
         return LibraryStats(
             total_prompts=total,
@@ -210,7 +210,9 @@ class LibraryService(Service):
     @measured("library.delete")
     def delete(self, prompt_id: int) -> None:
         with self._tx() as s:
-            if s.execute(delete(LIBRARY).where(LIBRARY.c.id == prompt_id)).rowcount == 0:  # type: ignore[attr-defined]
+            # evaluate: a LibraryPrompt with this id that the Session holds is marked deleted with it.
+            statement = delete(P).where(P.id == prompt_id).execution_options(synchronize_session="evaluate")
+            if s.execute(statement).rowcount == 0:  # type: ignore[attr-defined]
                 raise NotFound("prompt", prompt_id)
 
     @measured("library.cleanup")
@@ -224,15 +226,18 @@ class LibraryService(Service):
                 raise InvalidInput.single(
                     "older_than_days", "must be a number of days, not negative", older_than_days
                 )
-            criteria.append(LIBRARY.c.last_used_at < _days_ago(older_than_days))
+            criteria.append(P.last_used_at < _days_ago(older_than_days))
         if without_thumbnail:
-            criteria.append(LIBRARY.c.thumbnail_data.is_(None))
+            criteria.append(P.thumbnail_data.is_(None))
         if not criteria:
             raise InvalidInput.single(
                 "cleanup", "name older_than_days or without_thumbnail; refusing to delete everything", None
             )
+        # fetch: the deleted ids come back (RETURNING) and those objects leave the Session; evaluating
+        # the criteria in Python would need every held object's attributes loaded.
+        statement = delete(P).where(*criteria).execution_options(synchronize_session="fetch")
         with self._tx() as s:
-            return int(s.execute(delete(LIBRARY).where(*criteria)).rowcount)  # type: ignore[attr-defined]
+            return int(s.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
 def _days_ago(days: float) -> datetime:

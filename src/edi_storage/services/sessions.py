@@ -40,7 +40,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    inspect,
     select,
     update,
 )
@@ -48,7 +47,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from edi_storage.dialects import SQLDialect, dialect_of
 from edi_storage.errors import FieldError, InvalidInput, NotFound
-from edi_storage.models.base import utcnow
+from edi_storage.models.base import columns_of, utcnow
 from edi_storage.models.sessions import (
     SESSION_CHILDREN,
     EditSession,
@@ -103,13 +102,8 @@ _CHILDREN: dict[str, tuple[ChildModel, Any, tuple[Any, ...]]] = {
 }
 
 
-def _columns_of(model: type[Any]) -> list[Any]:
-    """Every mapped column attribute of ``model`` (keyed by attribute name: ``Entity.bbox``)."""
-    return [getattr(model, attr.key) for attr in inspect(model).column_attrs]
-
-
-_GRAPH_COLUMNS = {EditSession: _columns_of(EditSession)} | {
-    model: _columns_of(model) for model, _, _ in _CHILDREN.values()
+_GRAPH_COLUMNS = {EditSession: columns_of(EditSession)} | {
+    model: columns_of(model) for model, _, _ in _CHILDREN.values()
 }
 
 
@@ -469,7 +463,7 @@ def _graph_statement(dialect: SQLDialect, many: bool) -> Select[Any]:
     sid = EditSession.id
 
     def fields(model: type[Any]) -> dict[str, ColumnElement[Any]]:
-        return {column.key: column for column in _GRAPH_COLUMNS[model]}
+        return {column.key: column.expression for column in _GRAPH_COLUMNS[model]}
 
     members = fields(EditSession) | {
         key: dialect.json_array(dialect.json_object(fields(model)), model.session_id == sid)
@@ -597,7 +591,7 @@ def _evict_children(s: Session, session_ids: Sequence[str] | set[str]) -> None:
 
 # What a loaded EditSession is told to read afresh: its columns and its collections, by name, so that
 # the expiry does not cascade into child objects the application holds (they stay as they were loaded).
-_SESSION_ATTRIBUTES = [attr.key for attr in inspect(EditSession).column_attrs] + list(_CHILDREN)
+_SESSION_ATTRIBUTES = [column.key for column in columns_of(EditSession)] + list(_CHILDREN)
 _COLLECTION: dict[ChildModel, str] = {model: key for key, (model, _, _) in _CHILDREN.items()}
 
 
