@@ -214,6 +214,10 @@ def test_a_wrong_method_is_405_with_every_method_of_the_path(sqlite_client: Test
     collection = sqlite_client.delete("/api/sessions/")
     assert collection.status_code == 405 and collection.headers["allow"] == "GET, POST"
     assert collection.json() == {"detail": "Method Not Allowed", "error": "MethodNotAllowed"}
+    # /api/sessions/statistics is the statistics resource, not a session called "statistics".
+    for method in ("DELETE", "PUT", "OPTIONS"):
+        statistics = sqlite_client.request(method, "/api/sessions/statistics")
+        assert statistics.status_code == 405 and statistics.headers["allow"] == "GET", method
 
 
 # -- strict types -----------------------------------------------------------------------------------

@@ -3,12 +3,13 @@ never a driver error: found by fuzzing the HTTP API (docs/http-api.md), checked 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from edi_storage import InvalidInput, Storage
-from edi_storage.schemas.common import INT_MAX
+from edi_storage.schemas.common import INT_MAX, WHITE_SPACE_CLASS
 
 
 def field_of(error: pytest.ExceptionInfo[InvalidInput]) -> str:
@@ -88,3 +89,17 @@ def test_cleanup_refuses_nan(storage: Storage) -> None:
     with pytest.raises(InvalidInput) as error:
         storage.library.cleanup(older_than_days=float("nan"))
     assert field_of(error) == "older_than_days"
+
+
+def test_the_documented_white_space_class_is_the_white_space_the_validators_apply() -> None:
+    """schemas.common.WHITE_SPACE_CLASS (the OpenAPI pattern of a prompt or a query) holds exactly the
+    characters str.split() splits on: a text the document accepts is one the service accepts."""
+    in_class = re.compile(f"[{WHITE_SPACE_CLASS}]")
+    assert [c for c in map(chr, range(0x110000)) if bool(in_class.fullmatch(c)) != c.isspace()] == []
+
+
+@pytest.mark.parametrize("cursor", [[], [1], 7, "", "7", "1_2_3"])
+def test_a_browse_cursor_not_of_the_documented_form_is_invalid_input(storage: Storage, cursor: Any) -> None:
+    with pytest.raises(InvalidInput) as error:
+        storage.library.browse(cursor=cursor)
+    assert field_of(error) == "cursor"

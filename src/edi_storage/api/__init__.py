@@ -34,9 +34,9 @@ from edi_storage.api.guards import (
     DEFAULT_MAX_BODY_BYTES,
     LOOPBACK_NAMES,
     TOKEN_ENV,
-    AllowEveryMethod,
     BearerToken,
     BodyLimit,
+    ExactRouting,
     MiB,
     allowed_host_names,
     bearer_dependency,
@@ -125,7 +125,7 @@ def create_app(
         return upload_limit if method == "POST" and path in UPLOAD_PATHS else max_body_bytes
 
     # Added innermost first: the host check runs first, then the token, then the body limit.
-    app.add_middleware(AllowEveryMethod, routes=lambda: app.router.routes)
+    app.add_middleware(ExactRouting, routes=lambda: app.router.routes)
     app.add_middleware(BodyLimit, limit_of=limit_of)
     if token:
         app.add_middleware(BearerToken, token=token)

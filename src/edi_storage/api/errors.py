@@ -259,23 +259,40 @@ class StorageRoute(APIRoute):
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI ``responses`` of the error statuses a route can answer with (plus 500 and 503,
-    which any route can)."""
+    """The OpenAPI ``responses`` of the error statuses a route can answer with (plus 404, 500 and 503,
+    which any route can: a path that only looks like the route's, ending in a newline, is a 404)."""
     descriptions = {
-        404: "Not found",
+        404: "Not found (no such row, or no such path)",
         409: "Conflicts with stored data",
         422: "Invalid input: every rejected field",
         500: "Storage error",
         503: "Database busy (with Retry-After), unavailable, or its schema out of date",
         507: "Database read-only or full",
     }
-    wanted = sorted({*statuses, 500, 503})
+    wanted = sorted({*statuses, 404, 500, 503})
     return {
         status: {
             "model": InvalidInputBody if status == 422 else ErrorBody,
             "description": descriptions[status],
         }
         for status in wanted
+    }
+
+
+def links(status: int, source: str, **targets: tuple[str, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links of a response: where the id it returns (at the JSON pointer ``source``, as
+    ``$response.body#/id``) is the path parameter of another operation. Clients and Schemathesis's
+    stateful tests follow them. ``targets``: name=(method, path); the path's one parameter is filled."""
+    return {
+        status: {
+            "links": {
+                name: {
+                    "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method,
+                    "parameters": {path[path.index("{") + 1 : path.index("}")]: f"$response.body#{source}"},
+                }
+                for name, (method, path) in targets.items()
+            }
+        }
     }
 
 

@@ -9,7 +9,9 @@ From the outside in (``create_app`` installs them in this order):
    401 with ``WWW-Authenticate: Bearer`` (``/health`` and ``/api/health`` excepted);
 3. ``BodyLimit``: a body larger than the limit of its route answers 413, judged from ``Content-Length``
    before anything is read, and by counting the bytes of a chunked body as they arrive;
-4. ``AllowEveryMethod``: a 405 carries ``Allow`` with every method of the path, not one route's.
+4. ``ExactRouting``: a path ending in a newline answers 404 (Starlette's route patterns end in ``$``,
+   which matches before a final newline: ``/api/sessions/%0A`` would reach the collection), and a 405
+   carries ``Allow`` with every method of the path, not one route's.
 """
 
 from __future__ import annotations
@@ -188,9 +190,11 @@ class BodyLimit:
 
 
 # -- 405 with every method of the path -----------------------------------------------------------------
-class AllowEveryMethod:
-    """Starlette answers 405 with the methods of the first route matching the path; a path served by
-    several routes (GET, PUT and DELETE of ``/api/sessions/{id}``) should list them all."""
+class ExactRouting:
+    """A path is routed only as written. Starlette answers 405 with the methods of the first route
+    matching the path; a path served by several routes (GET, PUT and DELETE of
+    ``/api/sessions/{id}``) lists them all here. And a path ending in a newline, which Starlette would
+    route as the path without it, names nothing: 404."""
 
     def __init__(self, app: ASGIApp, routes: Callable[[], Iterable[BaseRoute]]) -> None:
         self.app, self.routes = app, routes
@@ -207,6 +211,9 @@ class AllowEveryMethod:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"].endswith("\n"):
+            await _answer(send, 404, {"detail": "Not Found", "error": "NotFound"})
             return
 
         async def send_with_allow(message: Message) -> None:

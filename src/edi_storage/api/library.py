@@ -12,11 +12,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from edi_storage.api.errors import ErrorBody, StorageRoute, collection_route, responses
+from edi_storage.api.errors import ErrorBody, StorageRoute, collection_route, links, responses
 from edi_storage.api.models import Cleanup, Deleted, PromptUse, RowId
 from edi_storage.errors import FieldError, InvalidInput
 from edi_storage.schemas.common import Text, parse
 from edi_storage.schemas.library import (
+    CURSOR_PATTERN,
     LibraryPage,
     LibraryPromptOut,
     LibrarySearch,
@@ -40,7 +41,8 @@ def _record_body_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "prompt_text": as_json["properties"]["prompt_text"],
-            "model": {"type": "string"},
+            # A form has no null: the model's text form, with its limits.
+            "model": next(v for v in as_json["properties"]["model"]["anyOf"] if v.get("type") == "string"),
             "image": {"type": "string", "format": "binary", "description": "An image the prompt made."},
         },
         "required": ["prompt_text"],
@@ -106,10 +108,17 @@ async def _read_use(request: Request) -> tuple[PromptUse, bytes | None] | JSONRe
 def router(storage: Storage) -> APIRouter:
     api = APIRouter(prefix="/api/prompts", tags=["prompt library"], route_class=StorageRoute)
 
-    @collection_route(api, "GET", response_model=LibraryPage, responses=responses(422))
+    @collection_route(
+        api,
+        "GET",
+        response_model=LibraryPage,
+        responses=responses(422),
+    )
     def browse(
         limit: Limit = 50,
-        cursor: Annotated[Text | None, Query(description="next_cursor of the previous page.")] = None,
+        cursor: Annotated[
+            str | None, Query(description="next_cursor of the previous page.", pattern=CURSOR_PATTERN)
+        ] = None,
     ) -> LibraryPage:
         """The library, most recently used first, a page at a time (keyset pagination)."""
         return storage.library.browse(limit=limit, cursor=cursor)
@@ -120,6 +129,12 @@ def router(storage: Storage) -> APIRouter:
         response_model=RecordedPrompt,
         responses={
             **responses(422, 507),
+            **links(
+                200,
+                "/id",
+                GetPrompt=("get", "/api/prompts/{prompt_id}"),
+                DeletePrompt=("delete", "/api/prompts/{prompt_id}"),
+            ),
             400: {"model": ErrorBody, "description": "Malformed multipart body"},
             413: {"model": ErrorBody, "description": f"Image larger than {MAX_UPLOAD_BYTES} bytes"},
             415: {"model": ErrorBody, "description": "Neither JSON nor a form"},

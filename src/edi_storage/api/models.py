@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from edi_storage.models.gallery import CurationStatus
 from edi_storage.models.sessions import SessionStatus
@@ -20,7 +21,7 @@ from edi_storage.schemas.common import (
     Text,
 )
 from edi_storage.schemas.library import PromptText
-from edi_storage.schemas.sessions import SessionId
+from edi_storage.schemas.sessions import SessionCreate, SessionId
 
 # Row ids are INTEGER (32 bits on PostgreSQL), counted from 1.
 RowId = Annotated[int, Field(ge=1, le=INT_MAX, description="A row id.")]
@@ -38,8 +39,26 @@ class Cleanup(InputModel):
     """``library.cleanup``: prompts last used more than ``older_than_days`` ago and/or without a
     thumbnail (both given: both must hold). At least one is required."""
 
+    # The document states "at least one"; library.cleanup enforces it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["older_than_days"], "properties": {"older_than_days": {"type": "number"}}},
+                {"required": ["without_thumbnail"], "properties": {"without_thumbnail": {"const": True}}},
+            ]
+        }
+    )
+
     older_than_days: NonNegativeFloat | None = None
     without_thumbnail: bool = False
+
+
+class SessionReplacement(SessionCreate):
+    """``PUT /api/sessions/{id}``: a session graph whose id is the path's. The document leaves ``id`` out
+    (no schema can say "equal to the path"); a body that carries one anyway, as a graph read with GET
+    does, must carry the path's."""
+
+    id: SkipJsonSchema[SessionId | None] = None
 
 
 class Deleted(OutputModel):

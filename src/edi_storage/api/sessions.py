@@ -7,11 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BeforeValidator, Field
+from starlette.convertors import Convertor, register_url_convertor
 
-from edi_storage.api.errors import StorageRoute, collection_route, responses
-from edi_storage.api.models import CreatedRow, CreatedRows, CreatedSession, StatusChange
+from edi_storage.api.errors import StorageRoute, collection_route, links, responses
+from edi_storage.api.models import (
+    CreatedRow,
+    CreatedRows,
+    CreatedSession,
+    SessionReplacement,
+    StatusChange,
+)
 from edi_storage.errors import InvalidInput, NotFound
-from edi_storage.schemas.common import UTCDatetime
+from edi_storage.schemas.common import NUL_FREE_AS_NOT, UTCDatetime
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -27,11 +34,39 @@ from edi_storage.schemas.sessions import (
 from edi_storage.storage import Storage
 
 NO_CONTENT = status.HTTP_204_NO_CONTENT
+STATISTICS = "statistics"
 
 
-# A session id as a path segment: no "/", and not "." or ".." (URLs resolve those as dot-segments, so a
-# request for them never reaches the route). Any other id the service accepts can be addressed.
-PathSessionId = Annotated[SessionId, Field(pattern=r"^([^/.][^/]*|\.[^/.][^/]*|\.\.[^/]+)$")]
+# A session id as a path segment: no "/"; not "." or ".." (URLs resolve those as dot-segments, so a
+# request for them never reaches the route); no newline at the end (Starlette's routes end in "$", which
+# matches before one: "/api/sessions/%0A" is the collection); nor "statistics", which names the
+# statistics resource. Any other id the service accepts can be addressed.
+SEGMENT = r"^(?:[^/.\n]|[^/.][^/]*[^/\n]|\.[^/.\n]|\.[^/.][^/]*[^/\n]|\.\.[^/]*[^/\n])$"
+PathSessionId = Annotated[
+    SessionId,
+    Field(
+        pattern=SEGMENT,
+        json_schema_extra={"pattern": SEGMENT, **NUL_FREE_AS_NOT},  # both rules, in the document too
+        description=f"A session id; {STATISTICS!r} is the statistics resource, not a session.",
+    ),
+]
+
+
+class _SessionIdSegment(Convertor[str]):
+    """The ``{session_id:session_id}`` path segment: any but ``statistics``. So the session routes do
+    not match ``/api/sessions/statistics``, and a method that path lacks (DELETE, PUT) is 405 with
+    ``Allow: GET``, not taken for the session called "statistics"."""
+
+    regex = f"(?!{STATISTICS}(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("session_id", _SessionIdSegment())
 
 
 def _iso_8601(value: object) -> object:
@@ -78,19 +113,30 @@ def router(storage: Storage) -> APIRouter:
         "POST",
         response_model=CreatedSession,
         status_code=status.HTTP_201_CREATED,
-        responses=responses(409, 422, 507),
+        responses={
+            **responses(409, 422, 507),
+            **links(
+                201,
+                "/id",
+                GetSession=("get", "/api/sessions/{session_id}"),
+                ReplaceSession=("put", "/api/sessions/{session_id}"),
+                DeleteSession=("delete", "/api/sessions/{session_id}"),
+                AddPrompts=("post", "/api/sessions/{session_id}/prompts"),
+                AddFeedback=("post", "/api/sessions/{session_id}/feedback"),
+            ),
+        },
     )
     def create(session: SessionCreate) -> CreatedSession:
         """Store a whole session graph; a new id is assigned unless one is given (an existing id is
         replaced, as with PUT)."""
         return CreatedSession(id=storage.sessions.save_session(session))
 
-    @api.get("/statistics", response_model=SessionStatistics, responses=responses())
+    @api.get(f"/{STATISTICS}", response_model=SessionStatistics, responses=responses())
     def statistics() -> SessionStatistics:
         """Sessions per status, the completed ones' average score, the success rate."""
         return storage.sessions.get_statistics()
 
-    @api.get("/{session_id}", response_model=SessionDetail, responses=responses(404, 422))
+    @api.get("/{session_id:session_id}", response_model=SessionDetail, responses=responses(404, 422))
     def load(session_id: PathSessionId) -> SessionDetail:
         """The whole graph: prompts, entities, validations and feedback."""
         detail = storage.sessions.load_session(session_id)
@@ -98,10 +144,10 @@ def router(storage: Storage) -> APIRouter:
             raise NotFound("session", session_id)
         return detail
 
-    @api.put("/{session_id}", response_model=CreatedSession, responses=responses(409, 422, 507))
-    def replace(session_id: PathSessionId, session: SessionCreate) -> CreatedSession:
-        """Create the session with this id, or replace it whole (its children too). The body's ``id``
-        may be left out; if given it must be the path's."""
+    @api.put("/{session_id:session_id}", response_model=CreatedSession, responses=responses(409, 422, 507))
+    def replace(session_id: PathSessionId, session: SessionReplacement) -> CreatedSession:
+        """Create the session with this id, or replace it whole (its children too). The body needs no
+        ``id``; one that has it (a graph read with GET) must have the path's."""
         if session.id is not None and session.id != session_id:
             raise InvalidInput.single(
                 "id", f"must be the id in the path ({session_id!r}) or absent", session.id
@@ -109,7 +155,7 @@ def router(storage: Storage) -> APIRouter:
         return CreatedSession(id=storage.sessions.save_session(session.model_copy(update={"id": session_id})))
 
     @api.patch(
-        "/{session_id}/status",
+        "/{session_id:session_id}/status",
         status_code=NO_CONTENT,
         response_class=Response,
         responses=responses(404, 422, 507),
@@ -119,14 +165,17 @@ def router(storage: Storage) -> APIRouter:
         storage.sessions.update_session_status(session_id, change.status, change.final_alignment_score)
 
     @api.delete(
-        "/{session_id}", status_code=NO_CONTENT, response_class=Response, responses=responses(404, 422, 507)
+        "/{session_id:session_id}",
+        status_code=NO_CONTENT,
+        response_class=Response,
+        responses=responses(404, 422, 507),
     )
     def delete(session_id: PathSessionId) -> None:
         """Delete the session and everything under it."""
         storage.sessions.delete_session(session_id)
 
     @api.post(
-        "/{session_id}/prompts",
+        "/{session_id:session_id}/prompts",
         response_model=CreatedRow,
         status_code=status.HTTP_201_CREATED,
         responses=responses(404, 422, 507),
@@ -136,7 +185,7 @@ def router(storage: Storage) -> APIRouter:
         return CreatedRow(id=storage.sessions.add_prompt_iteration(session_id, prompt))
 
     @api.post(
-        "/{session_id}/entities",
+        "/{session_id:session_id}/entities",
         response_model=CreatedRows,
         status_code=status.HTTP_201_CREATED,
         responses=responses(404, 422, 507),
@@ -146,7 +195,7 @@ def router(storage: Storage) -> APIRouter:
         return CreatedRows(ids=storage.sessions.add_entities(session_id, entities))
 
     @api.post(
-        "/{session_id}/validations",
+        "/{session_id:session_id}/validations",
         response_model=CreatedRow,
         status_code=status.HTTP_201_CREATED,
         responses=responses(404, 422, 507),
@@ -156,7 +205,7 @@ def router(storage: Storage) -> APIRouter:
         return CreatedRow(id=storage.sessions.record_validation(session_id, validation))
 
     @api.post(
-        "/{session_id}/feedback",
+        "/{session_id:session_id}/feedback",
         response_model=CreatedRow,
         status_code=status.HTTP_201_CREATED,
         responses=responses(404, 422, 507),

@@ -8,8 +8,20 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic.config import JsonDict
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from sqlalchemy import Result
+from typing_extensions import TypeAliasType
 
 from edi_storage.errors import FieldError, InvalidInput
 
@@ -18,6 +30,12 @@ def _no_nul(value: str) -> str:
     # PostgreSQL cannot store NUL in text; refusing it everywhere keeps SQLite and PostgreSQL equal.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.split():
+        raise ValueError("must contain more than white space")
     return value
 
 
@@ -33,12 +51,36 @@ def _aware_utc(value: datetime) -> datetime:
 # any real name, path, comment or label, far below what would strain a server. Prompts may be longer.
 MAX_TEXT_CHARS = 10_000
 MAX_PROMPT_CHARS = 20_000
-Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
-RequiredText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_no_nul)]
+# The NUL rule as the OpenAPI document states it. Keys, and texts with a pattern of their own, say it
+# with "not": pydantic turns a key's "pattern" into patternProperties (which would leave the keys that
+# do not match unconstrained), and a text's own pattern would replace this one.
+NUL_FREE: JsonDict = {"pattern": "^[^\\u0000]*$"}
+NUL_FREE_AS_NOT: JsonDict = {"not": {"pattern": "\\u0000"}}
+
+
+_NO_NUL = AfterValidator(_no_nul)
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS, json_schema_extra=NUL_FREE), _NO_NUL]
+RequiredText = Annotated[
+    str, Field(min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra=NUL_FREE), _NO_NUL
+]
+# A key of a JSON object given as input.
+Key = Annotated[str, Field(max_length=MAX_TEXT_CHARS, json_schema_extra=NUL_FREE_AS_NOT), _NO_NUL]
 # A limit can be narrowed on top of these (Annotated[Text, Field(max_length=255)]) but not widened (both
 # would apply): prompts have their own types.
-LongText = Annotated[str, Field(max_length=MAX_PROMPT_CHARS), AfterValidator(_no_nul)]
-RequiredLongText = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS), AfterValidator(_no_nul)]
+LongText = Annotated[str, Field(max_length=MAX_PROMPT_CHARS, json_schema_extra=NUL_FREE), _NO_NUL]
+RequiredLongText = Annotated[
+    str, Field(min_length=1, max_length=MAX_PROMPT_CHARS, json_schema_extra=NUL_FREE), _NO_NUL
+]
+# White space as Python's str.split() and str.isspace() know it, written out as a JSON Schema character
+# class (not \s, whose meaning differs between regex engines), so that the document states exactly the
+# rule that _not_blank enforces: the text holds a character outside this class.
+WHITE_SPACE_CLASS = (
+    "\\t-\\r\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NOT_BLANK: JsonDict = {"allOf": [{"pattern": f"[^{WHITE_SPACE_CLASS}]"}]}
+# A required text that must hold more than white space (a prompt, a search query).
+Words = Annotated[RequiredText, Field(json_schema_extra=NOT_BLANK), AfterValidator(_not_blank)]
+LongWords = Annotated[RequiredLongText, Field(json_schema_extra=NOT_BLANK), AfterValidator(_not_blank)]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
 Percent = Annotated[float, Field(ge=0.0, le=100.0)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0)]
@@ -84,7 +126,26 @@ def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-JSONInput = Annotated[JSONObject, AfterValidator(_storable_json)]  # a JSON object given as input
+# What _storable_json accepts, as the OpenAPI document states it (recursively, as components/JSONValue).
+# Only the document uses it: validating through a recursive union would be slower, and _storable_json
+# also refuses lone surrogates and nesting deeper than MAX_JSON_DEPTH, which JSON Schema cannot say.
+_JSONString = Annotated[str, Field(json_schema_extra=NUL_FREE)]
+_JSONKey = Annotated[str, Field(json_schema_extra=NUL_FREE_AS_NOT)]
+JSONValue = TypeAliasType(
+    "JSONValue",
+    "_JSONString | int | float | bool | list[JSONValue] | dict[_JSONKey, JSONValue] | None",
+)
+_JSON_OBJECT_SHAPE = TypeAdapter(dict[_JSONKey, JSONValue])
+
+
+class _DocumentedAsStorableJSON:
+    def __get_pydantic_json_schema__(
+        self, _core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(_JSON_OBJECT_SHAPE.core_schema)
+
+
+JSONInput = Annotated[JSONObject, AfterValidator(_storable_json), _DocumentedAsStorableJSON()]
 
 
 class InputModel(BaseModel):

@@ -9,15 +9,15 @@ from pydantic import Field, model_validator
 
 from edi_storage.schemas.common import (
     InputModel,
+    LongWords,
     NonNegativeInt,
     OutputModel,
-    RequiredLongText,
-    RequiredText,
     Text,
+    Words,
 )
 
 Limit = Annotated[int, Field(ge=1, le=1000)]
-PromptText = RequiredLongText  # 20,000 characters
+PromptText = LongWords  # 20,000 characters, more than white space
 
 
 class RecordPrompt(InputModel):
@@ -30,13 +30,11 @@ class RecordPrompt(InputModel):
     def _one_image(self) -> RecordPrompt:
         if self.image_path is not None and self.image_data is not None:
             raise ValueError("give image_path or image_data, not both")
-        if not self.prompt_text.split():
-            raise ValueError("prompt_text must contain more than white space")
         return self
 
 
 class LibrarySearch(InputModel):
-    query: Annotated[RequiredText, Field(max_length=1000)]
+    query: Annotated[Words, Field(max_length=1000)]
     model: Text | None = None
     limit: Limit = 20
     offset: NonNegativeInt = 0
@@ -60,6 +58,11 @@ class RecordedPrompt(LibraryPromptOut):
     """What ``record_prompt`` returns: the row, and why no thumbnail was made when one was asked for."""
 
     thumbnail_error: str | None = None
+
+
+# A browse position: last_used_at in microseconds since 1970, and the id (digits bounded so that both
+# fit a 64-bit integer).
+CURSOR_PATTERN = r"^-?[0-9]{1,18}_[0-9]{1,18}$"
 
 
 class LibraryPage(OutputModel):

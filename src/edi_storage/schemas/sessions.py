@@ -10,13 +10,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from edi_storage.models.sessions import FeedbackType, SessionStatus
 from edi_storage.schemas.common import (
     InputModel,
     JSONInput,
     JSONObject,
+    Key,
     LongText,
     NonNegativeInt,
     OutputModel,
@@ -32,7 +33,7 @@ from edi_storage.schemas.common import (
 HexColour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
 SessionId = Annotated[RequiredText, Field(max_length=255)]
 BBox = dict[str, float]
-BBoxIn = dict[Text, float]  # keys as text: no NUL, which PostgreSQL's JSON refuses
+BBoxIn = dict[Key, float]  # keys as text: no NUL, which PostgreSQL's JSON refuses
 
 
 class PromptIn(InputModel):
@@ -90,6 +91,16 @@ class SessionCreate(InputModel):
     Feedback comes either as ``user_feedback`` (one dict, the reference shape) or as ``feedback`` (every
     feedback row, oldest first, as ``SessionDetail.feedback`` returns it), not both.
     """
+
+    # "Not both", as the OpenAPI document states it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["user_feedback", "feedback"],
+                "properties": {"user_feedback": {"type": "object"}, "feedback": {"minItems": 1}},
+            }
+        }
+    )
 
     id: SessionId | None = None
     image_path: RequiredText

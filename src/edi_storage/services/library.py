@@ -11,13 +11,13 @@ same unit of work is refreshed by ``record_prompt`` and leaves the Session when 
 
 from __future__ import annotations
 
-import base64
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, delete, func, literal, select
 from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
@@ -27,6 +27,7 @@ from edi_storage.models.library import LibraryPrompt, prompt_hash
 from edi_storage.monitoring import measured
 from edi_storage.schemas.common import check_limit, parse, rows_as
 from edi_storage.schemas.library import (
+    CURSOR_PATTERN,
     LibraryPage,
     LibraryPromptOut,
     LibrarySearch,
@@ -142,8 +143,6 @@ class LibraryService(Service):
         """Prompts containing every word of ``query``, best match first (BM25 on SQLite, ts_rank on
         PostgreSQL); the words are matched as words, never read as search operators."""
         q = parse(LibrarySearch, {"query": query, "model": model, "limit": limit, "offset": offset})
-        if not q.query.split():
-            raise InvalidInput.single("query", "must contain a word", query)
         with self._tx(readonly=True) as s:
             statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), table_of(P), q.query)
             if q.model is not None:
@@ -175,8 +174,10 @@ class LibraryService(Service):
         statement = select(*_OUT_COLUMNS).order_by(P.last_used_at.desc(), P.id.desc())
         if cursor is not None:
             last_used, last_id = decode_cursor(cursor)
+            # A cursor's id may be past the 32-bit column (any 18 digits are a position): compared as 64-bit.
             statement = statement.where(
-                (P.last_used_at < last_used) | ((P.last_used_at == last_used) & (P.id < last_id))
+                (P.last_used_at < last_used)
+                | ((P.last_used_at == last_used) & (P.id < literal(last_id, BigInteger())))
             )
         with self._tx(readonly=True) as s:
             items = _rows(s, statement.limit(limit + 1))
@@ -247,15 +248,24 @@ def _days_ago(days: float) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(item: LibraryPromptOut) -> str:
-    raw = f"{item.last_used_at.isoformat()}|{item.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    """``<last_used_at in microseconds since 1970>_<id>``: the position after ``item``, exactly."""
+    return f"{(item.last_used_at - _EPOCH) // _MICROSECOND}_{item.id}"
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def decode_cursor(cursor: object) -> tuple[datetime, int]:
+    """Any string of CURSOR_PATTERN is a position: one beyond the dates a datetime holds is before
+    (or after) every prompt, so it gives the first page (or none), not an error."""
+    if not isinstance(cursor, str) or re.fullmatch(CURSOR_PATTERN, cursor) is None:
+        message = "is not a cursor: <microseconds since 1970>_<id>, as next_cursor gives"
+        raise InvalidInput.single("cursor", message, cursor)
+    micros, ident = cursor.split("_")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, ident = raw.rsplit("|", 1)
-        return datetime.fromisoformat(stamp), int(ident)
-    except (ValueError, TypeError):  # UnicodeDecodeError and binascii.Error are ValueErrors
-        raise InvalidInput.single("cursor", "is not a cursor this library returned", cursor) from None
+        stamp = _EPOCH + int(micros) * _MICROSECOND
+    except OverflowError:
+        stamp = (datetime.max if micros[0] != "-" else datetime.min).replace(tzinfo=UTC)
+    return stamp, int(ident)
