@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from edi_storage import SessionCreate, SessionStatus, Storage
 from edi_storage.cli import app
@@ -18,7 +18,9 @@ from edi_storage.migrate.scripts import alembic_config, head_revision
 from edi_storage.migrate.state import SchemaState
 from edi_storage.testing import SessionCreateFactory, examples
 
-runner = CliRunner()
+from .cli_runner import cli_runner
+
+runner = cli_runner()
 
 
 def invoke(*args: str, url: str | None = None) -> Result:
@@ -173,18 +175,61 @@ def test_history_table_shows_every_id_and_shortens_long_prompts(history_url: str
     assert "and the clouds " * 10 not in result.stdout
 
 
+def assert_usage_error(result: Result, *fragments: str) -> None:
+    """A mistake on the command line: exit 2 as Click gives it, naming what the user typed, no traceback,
+    nothing on stdout."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    message = " ".join(result.stderr.replace("│", " ").split())
+    for fragment in fragments:
+        assert fragment in message, message
+
+
 @pytest.mark.parametrize(
-    ("options", "field"),
+    ("options", "fragments"),
     [
-        (["--min-score", "1.5"], "min_score"),
-        (["--order-by", "sideways"], "order_by"),
-        (["--from", "yesterday"], "date_from"),
-        (["--limit", "0"], "limit"),
+        (["--min-score", "1.5"], ["'--min-score'", "less than or equal to 1", "1.5"]),
+        (["--order-by", "sideways"], ["'--order-by'", "'sideways'", "'created_at desc'"]),
+        (["--from", "yesterday"], ["'--from'", "valid datetime", "'yesterday'"]),
+        (["--limit", "0"], ["'--limit'", "greater than or equal to 1", "(got 0)"]),
+        (["--status", "done"], ["'--status'", "'done'", "'completed'"]),
+        (["--limit", "0", "--min-score", "2"], ["--limit:", "(got 0)", "--min-score:", "(got 2.0)"]),
     ],
 )
-def test_history_rejects_a_bad_filter_naming_it(history_url: str, options: list[str], field: str) -> None:
-    """Validation stays in the service; the CLI must still show its InvalidInput as one clean line."""
-    assert_clean_failure(invoke("history", *options, url=history_url), 1, field)
+def test_history_rejects_a_bad_filter_naming_the_flag(
+    history_url: str, options: list[str], fragments: list[str]
+) -> None:
+    """Validation stays in the service; the CLI names the flag the user typed (not the service's field),
+    the value, and what it accepts, and exits 2 like every other usage mistake."""
+    result = invoke("history", *options, url=history_url)
+    assert_usage_error(result, *fragments)
+    for field in ("min_score", "order_by", "date_from", "status_filter"):
+        assert field not in result.stderr
+
+
+def test_flags_naming_a_choice_take_it_in_any_case(history_url: str) -> None:
+    completed = parsed(invoke("history", "--status", "COMPLETED", "--json", url=history_url))
+    assert [row["id"] for row in completed] == ["s2", "s1"]
+    ascending = parsed(
+        invoke("history", "--order-by", "Created_At ASC", "--limit", "2", "--json", url=history_url)
+    )
+    assert [row["id"] for row in ascending] == ["s1", "s2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["prune", "--dry-run"], ["--older-than-days", "--max-bytes", "refusing to prune everything"]),
+        (["prune", "--older-than-days", "0"], ["'--archive'", "name a file to archive it to"]),
+        (["library", "cleanup"], ["--older-than-days or --without-thumbnail", "refusing"]),
+    ],
+)
+def test_a_missing_criterion_names_the_flags(history_url: str, args: list[str], fragments: list[str]) -> None:
+    result = invoke(*args, url=history_url)
+    assert_usage_error(result, *fragments)
+    assert "older_than_days" not in result.stderr and "(got None)" not in result.stderr
+    assert session_count(history_url) == 4
 
 
 # -- show, stats -----------------------------------------------------------------------------------
@@ -425,7 +470,7 @@ def test_library_commands_end_to_end(url: str, tmp_path: Path) -> None:
     assert out.read_bytes()[8:12] == b"WEBP"
     assert parsed(invoke("library", "stats", "--json", url=url))["total_uses"] == 3
     refused = invoke("library", "cleanup", url=url)
-    assert refused.exit_code == 1 and "refusing" in refused.stderr
+    assert refused.exit_code == 2 and "refusing" in refused.stderr
     assert "deleted 1 prompts" in invoke("library", "cleanup", "--without-thumbnail", url=url).stdout
     missing = invoke("library", "show", "999", url=url)
     assert missing.exit_code == 1 and "999" in missing.stderr
@@ -500,7 +545,72 @@ def test_export_all_then_import_elsewhere(url: str, tmp_path: Path) -> None:
     again = tmp_path / "again.jsonl"
     invoke("export", "--all", "--out", str(again), url=other)
     assert sorted(dump.read_text().splitlines()) == sorted(again.read_text().splitlines())
-    assert invoke("export", url=url).exit_code == 1, "an id or --all is required"
+    assert_usage_error(invoke("export", url=url), "[ID]", "give a session id or --all")
+
+
+def test_export_never_overwrites_a_file_unless_forced(url: str, tmp_path: Path) -> None:
+    with Storage(url) as storage:
+        storage.sessions.save_session(reference_session("kept"))
+    out = tmp_path / "mine.json"
+    out.write_text("the user's own file\n")
+    assert_usage_error(invoke("export", "kept", "--out", str(out), url=url), "'--out'", "--force", str(out))
+    assert out.read_text() == "the user's own file\n"
+    assert invoke("export", "kept", "--out", str(out), "--force", url=url).exit_code == 0
+    assert json.loads(out.read_text())["id"] == "kept"
+
+
+def test_import_dash_reads_an_export_or_a_session_from_standard_input(url: str, tmp_path: Path) -> None:
+    assert invoke("demo", "--sessions", "5", url=url).exit_code == 0
+    everything = invoke("export", "--all", url=url).stdout
+    with Storage(url) as storage:
+        one = storage.sessions.query_history(limit=1)[0].id
+    single = invoke("export", one, url=url).stdout
+    for text, sessions in ((everything, 5), (single, 1)):
+        other = f"sqlite:///{tmp_path / f'from-stdin-{sessions}.db'}"
+        assert invoke("upgrade", url=other).exit_code == 0
+        result = runner.invoke(app, ["--url", other, "import", "-"], input=text, env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert session_count(other) == sessions
+    assert_usage_error(invoke("import", str(tmp_path / "absent.json"), url=url), "'FILE'", "absent.json")
+
+
+def test_long_reports_print_counts_first_and_list_at_most_the_limit(url: str) -> None:
+    """976 ids, 145 files or 52 tables must not scroll the summary away: --limit, --all, --json."""
+    assert invoke("demo", "--sessions", "30", url=url).exit_code == 0
+    dry = invoke("prune", "--older-than-days", "0", "--dry-run", "--limit", "3", url=url)
+    assert dry.exit_code == 0, dry.output
+    lines = dry.stdout.splitlines()
+    assert lines[0] == "would archive and delete 30 sessions, oldest first:"
+    assert len(lines) == 5 and "and 27 more (--all lists every one)" in lines[-1]
+    every = invoke("prune", "--older-than-days", "0", "--dry-run", "--all", url=url).stdout
+    assert len(every.splitlines()) == 31
+    health = invoke("health", "--limit", "4", url=url).stdout
+    assert "the 4 largest" in health and "more (--all lists every one)" in health
+    assert " kB" in health  # sizes people read; --json keeps the bytes
+    assert isinstance(parsed(invoke("size", "--json", url=url))["database_bytes"], int)
+
+
+def test_an_empty_result_says_none(url: str) -> None:
+    result = invoke("audit", "--operation", "DELETE", url=url)
+    assert result.exit_code == 0 and "none" in result.stdout and "operation" not in result.stdout
+    assert "none" in invoke("library", "popular", url=url).stdout
+
+
+def test_vacuum_reports_what_it_freed(url: str) -> None:
+    assert invoke("demo", "--sessions", "40", url=url).exit_code == 0
+    archive = Path(url.removeprefix("sqlite:///")).with_name("archive.jsonl")
+    assert invoke("prune", "--older-than-days", "0", "--archive", str(archive), url=url).exit_code == 0
+    report = parsed(invoke("vacuum", "--json", url=url))
+    assert report["bytes_before"] > report["bytes_after"] > 0
+    assert report["freed_bytes"] == report["bytes_before"] - report["bytes_after"]
+    assert "freed" in invoke("vacuum", url=url).stdout
+
+
+def test_version_and_short_help() -> None:
+    from edi_storage import __version__
+
+    assert invoke("--version").stdout.strip() == f"edi-storage {__version__}"
+    assert "Usage" in invoke("-h").stdout and "Usage" in invoke("history", "-h").stdout
 
 
 def test_prune_health_and_files_commands(url: str, tmp_path: Path) -> None:

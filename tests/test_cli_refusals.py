@@ -152,7 +152,7 @@ def test_files_refuses_a_missing_folder_and_offers_no_token_for_nothing(
     url_at_head: str, tmp_path: Path
 ) -> None:
     missing = invoke("files", "--dir", str(tmp_path / "missing"), url=url_at_head)
-    assert missing.exit_code == 2 and "--dir" in missing.output
+    assert missing.exit_code == 2 and "--dir" in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     report = invoke("files", "--dir", str(empty), url=url_at_head)

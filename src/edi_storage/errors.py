@@ -54,10 +54,15 @@ class FieldError:
     message: str
     value: Any
 
+    @property
+    def shown_value(self) -> str:
+        """The value as messages show it: its repr, cut short when long or deep."""
+        return _SHOWN.repr(self.value)
+
     def __str__(self) -> str:
         if self.value is UNKNOWN:
             return f"{self.field}: {self.message}"
-        return f"{self.field}: {self.message} (got {_SHOWN.repr(self.value)})"
+        return f"{self.field}: {self.message} (got {self.shown_value})"
 
 
 class InvalidInput(StorageError, ValueError):

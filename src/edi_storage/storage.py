@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
 from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,11 +23,15 @@ from edi_storage.errors import DatabaseUnavailable
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.monitoring import QueryRecorder
-from edi_storage.ops.maintenance import Maintenance
 from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
-from edi_storage.services.gallery import GalleryService
-from edi_storage.services.library import LibraryService
 from edi_storage.services.sessions import SessionService
+
+if TYPE_CHECKING:
+    # Imported when first used: a command that reads sessions need not import the library (and Pillow),
+    # the gallery or the whole-database operations.
+    from edi_storage.ops.maintenance import Maintenance
+    from edi_storage.services.gallery import GalleryService
+    from edi_storage.services.library import LibraryService
 
 
 class UnitOfWork:
@@ -59,10 +62,14 @@ class UnitOfWork:
 
     @cached_property
     def library(self) -> LibraryService:
+        from edi_storage.services.library import LibraryService
+
         return LibraryService(self._joined, self._recorder)
 
     @cached_property
     def gallery(self) -> GalleryService:
+        from edi_storage.services.gallery import GalleryService
+
         return GalleryService(self._joined, self._recorder)
 
 
@@ -121,13 +128,18 @@ class Storage:
         )
         self.sessions = SessionService(self._own_transaction, self.recorder)
         self.audit = AuditService(self._own_transaction, self.recorder)
-        self.maintenance = Maintenance(self)
-        self.library = LibraryService(self._own_transaction, self.recorder)
-        self.gallery = GalleryService(self._own_transaction, self.recorder)
 
+        try:
+            self._open(create=create)
+        except BaseException:
+            # Refused, or not a database at all: no connection (and so no -wal or -shm file beside a
+            # file that is not ours to change) outlives the constructor that raised.
+            self.engine.dispose()
+            raise
+
+    def _open(self, *, create: bool) -> None:
         status = self.schema_status()
         if not create and status.state in {SchemaState.EMPTY, SchemaState.FOREIGN}:
-            self.engine.dispose()
             refused = unusable(status)
             assert refused is not None
             raise refused
@@ -139,6 +151,25 @@ class Storage:
             self._opened_as = status  # the first unit of work need not inspect the schema again
 
     # -- schema ----------------------------------------------------------------------------------
+
+    @cached_property
+    def maintenance(self) -> Maintenance:
+        from edi_storage.ops.maintenance import Maintenance
+
+        return Maintenance(self)
+
+    @cached_property
+    def library(self) -> LibraryService:
+        from edi_storage.services.library import LibraryService
+
+        return LibraryService(self._own_transaction, self.recorder)
+
+    @cached_property
+    def gallery(self) -> GalleryService:
+        from edi_storage.services.gallery import GalleryService
+
+        return GalleryService(self._own_transaction, self.recorder)
+
     def schema_status(self) -> SchemaStatus:
         with database_errors(), self.engine.connect() as connection:
             return inspect_schema(connection)
@@ -148,6 +179,8 @@ class Storage:
 
     def upgrade(self, *, backup: bool | None = None) -> None:
         """``alembic upgrade head`` on this database, with the same revisions, lock and backup."""
+        from alembic import command
+
         config = alembic_config(self.url.render_as_string(hide_password=False))
         config.attributes["edi_storage.upgrade"] = True
         config.attributes["edi_storage.backup"] = (

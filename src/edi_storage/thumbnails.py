@@ -12,8 +12,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
 from edi_storage.errors import StorageError
 
 MAX_SIDE = 256
@@ -47,6 +45,8 @@ def make_thumbnail(
     source: Path | str | bytes, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
 ) -> Thumbnail:
     """A WebP thumbnail whose longest side is at most ``max_side``, aspect kept, EXIF orientation applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # only when a thumbnail is made: slow to import
+
     label = "image data" if isinstance(source, bytes) else f"image {str(source)!r}"
     stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
     try:

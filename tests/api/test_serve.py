@@ -23,13 +23,14 @@ pytest.importorskip("fastapi")  # the api extra; without it there is nothing to 
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from typer.testing import CliRunner
 
 import edi_storage.api.server
 from edi_storage.api.server import ServerLimits
 from edi_storage.cli import app
 from edi_storage.migrate.scripts import VERSION_TABLE, head_revision
 from edi_storage.storage import Storage
+
+from ..cli_runner import cli_runner
 
 SERVE_TIMEOUT_SECONDS = 20
 
@@ -45,7 +46,9 @@ def test_serve_without_the_extra_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
     monkeypatch.setitem(sys.modules, missing, None)  # import fails as if it were not installed
-    result = CliRunner().invoke(app, ["--url", f"sqlite:///{tmp_path}/x.db", "serve"], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(
+        app, ["--url", f"sqlite:///{tmp_path}/x.db", "serve"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 1
     assert "pip install 'edi-storage[api]'" in result.stderr and missing in result.stderr
     assert not (tmp_path / "x.db").exists()  # nothing opened
@@ -158,7 +161,7 @@ def test_serve_refuses_a_database_it_cannot_serve(tmp_path: Path, kind: str) -> 
     elif kind == "behind":
         set_revision(upgraded(database), "0004_query_performance")
     before = database.read_bytes() if database.exists() else None
-    result = CliRunner().invoke(app, ["--url", url, "serve"], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(app, ["--url", url, "serve"], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert "edi-storage upgrade" in result.stderr and "Traceback" not in result.output
@@ -167,7 +170,7 @@ def test_serve_refuses_a_database_it_cannot_serve(tmp_path: Path, kind: str) -> 
 
 def test_serve_on_a_database_that_cannot_be_opened_fails_in_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/missing-directory/x.db"
-    result = CliRunner().invoke(app, ["--url", url, "serve"], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(app, ["--url", url, "serve"], env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
     assert result.stderr.count("\n") == 1
@@ -196,7 +199,7 @@ def served(monkeypatch: pytest.MonkeyPatch) -> Served:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "example.org"])
 def test_serve_beyond_loopback_needs_a_token(tmp_path: Path, served: Served, host: str) -> None:
     url = upgraded(tmp_path / "x.db")
-    result = CliRunner().invoke(app, ["--url", url, "serve", "--host", host], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(app, ["--url", url, "serve", "--host", host], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and served.app is None
     assert (
         result.stderr.count("\n") == 1
@@ -208,14 +211,14 @@ def test_serve_beyond_loopback_needs_a_token(tmp_path: Path, served: Served, hos
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_serve_on_loopback_needs_no_token(tmp_path: Path, served: Served, host: str) -> None:
     url = upgraded(tmp_path / "x.db")
-    result = CliRunner().invoke(app, ["--url", url, "serve", "--host", host], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(app, ["--url", url, "serve", "--host", host], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert served.host == host
 
 
 def test_serve_takes_the_token_from_the_environment_or_the_option(tmp_path: Path, served: Served) -> None:
     url = upgraded(tmp_path / "x.db")
-    runner = CliRunner()
+    runner = cli_runner()
     for args, env in (
         (["--token", "s3cret"], {}),
         ([], {"EDI_STORAGE_API_TOKEN": "s3cret"}),
@@ -236,6 +239,6 @@ def test_serve_takes_the_token_from_the_environment_or_the_option(tmp_path: Path
 def test_serve_hands_uvicorn_its_limits(tmp_path: Path, served: Served) -> None:
     url = upgraded(tmp_path / "x.db")
     options = ["--header-timeout", "3", "--keep-alive", "2", "--limit-concurrency", "9"]
-    result = CliRunner().invoke(app, ["--url", url, "serve", *options], env={"COLUMNS": "200"})
+    result = cli_runner().invoke(app, ["--url", url, "serve", *options], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert served.limits == ServerLimits(header_timeout=3, keep_alive=2, limit_concurrency=9)

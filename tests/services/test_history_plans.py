@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 
 from edi_storage import Storage
-from edi_storage.schemas.sessions import OrderBy
 from edi_storage.testing.fixtures import BACKENDS
+from edi_storage.vocabulary import OrderBy
 
 from ..plans import plan_nodes, plans_of, postgres_plans_of
 

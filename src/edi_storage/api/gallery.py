@@ -10,7 +10,6 @@ from pydantic import Field
 
 from edi_storage.api.errors import StorageRoute, collection_route, responses
 from edi_storage.api.models import CreationStart, Curation, Featured, RowId, Tags, TrainingFailure
-from edi_storage.models.gallery import CurationStatus
 from edi_storage.schemas.gallery import (
     CreationRunOut,
     DailyCreation,
@@ -25,6 +24,7 @@ from edi_storage.schemas.gallery import (
 )
 from edi_storage.services.gallery import MOST
 from edi_storage.storage import Storage
+from edi_storage.vocabulary import CurationStatus
 
 PageSize = Annotated[int, Field(ge=1, le=MOST)]
 CREATED = status.HTTP_201_CREATED

@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from edi_storage.api.errors import ErrorBody
+from edi_storage.api.errors import ErrorBody, StorageRoute
 from edi_storage.errors import StorageError
 from edi_storage.migrate.state import unusable
 from edi_storage.schemas.common import OutputModel
@@ -54,7 +54,7 @@ def check(storage: Storage) -> tuple[int, Health]:
 
 def router(storage: Storage, *paths: str) -> APIRouter:
     """The health check at each of ``paths`` (default ``/api/health``)."""
-    api = APIRouter(tags=["health"])
+    api = APIRouter(tags=["health"], route_class=StorageRoute)
 
     def health() -> JSONResponse:
         """The database's reachability and schema state; 503 when the API cannot serve."""

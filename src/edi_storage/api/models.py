@@ -9,8 +9,6 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from edi_storage.models.gallery import CurationStatus
-from edi_storage.models.sessions import SessionStatus
 from edi_storage.schemas.common import (
     INT_MAX,
     InputModel,
@@ -22,6 +20,7 @@ from edi_storage.schemas.common import (
 )
 from edi_storage.schemas.library import PromptText
 from edi_storage.schemas.sessions import SessionCreate, SessionId
+from edi_storage.vocabulary import CurationStatus, SessionStatus
 
 # Row ids are INTEGER (32 bits on PostgreSQL), counted from 1.
 RowId = Annotated[int, Field(ge=1, le=INT_MAX, description="A row id.")]

@@ -10,12 +10,21 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+from edi_storage.errors import SchemaError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 # Our own version table, so that another Alembic user of the same database never collides with it.
 VERSION_TABLE = "edi_storage_version"
+# The revision the models of this release are: the head of alembic/versions. Named here so that opening
+# a database at this revision (every command, every Storage) needs no Alembic import, which costs more
+# than the rest of start-up (the `alembic` package imports its whole runtime); a test checks that it is
+# the scripts' head, and revision_history() refuses to run when a release's two disagree.
+HEAD_REVISION = "0007_history_indexes"
 
 
 @cache
@@ -33,6 +42,8 @@ def script_location() -> Path:
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic Config for our revisions; the caller puts a connection in ``attributes`` to reuse it."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     if url is not None:
@@ -42,13 +53,19 @@ def alembic_config(url: str | None = None) -> Config:
 
 @cache
 def script_directory() -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config())
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    if (head := scripts.get_current_head()) != HEAD_REVISION:
+        raise SchemaError(
+            f"this installation's migrations end at {head}, its code at {HEAD_REVISION}: "
+            "reinstall edi-storage (the package and its migrations come from different releases)"
+        )
+    return scripts
 
 
 def head_revision() -> str:
-    head = script_directory().get_current_head()
-    assert head is not None, "the migration history has no head"
-    return head
+    return HEAD_REVISION
 
 
 def known_revisions() -> set[str]:

@@ -9,7 +9,6 @@ the statement's transaction: a rolled-back change leaves no audit row, a committ
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, Index, func
@@ -17,14 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from edi_storage.models.base import Base, utcnow
 from edi_storage.models.sessions import one_of
+from edi_storage.vocabulary import AuditOperation
 
 AUDITED_TABLES = ("sessions", "prompts", "entities", "validations", "user_feedback")
-
-
-class AuditOperation(StrEnum):
-    INSERT = "INSERT"
-    UPDATE = "UPDATE"
-    DELETE = "DELETE"
 
 
 class AuditEntry(Base):

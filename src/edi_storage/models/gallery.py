@@ -9,7 +9,6 @@ images (``ON DELETE SET NULL``): images are the valuable part. ``created_at`` ne
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, UniqueConstraint, false, func, text
@@ -17,18 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from edi_storage.models.base import Base, Timestamps, utcnow
 from edi_storage.models.sessions import between, one_of
-
-
-class CurationStatus(StrEnum):
-    PENDING = "pending"
-    CURATED = "curated"
-    REJECTED = "rejected"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
+from edi_storage.vocabulary import CurationStatus, RunStatus
 
 
 class TrainingRun(Base):

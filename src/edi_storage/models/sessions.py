@@ -19,18 +19,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, Relationship, mapped_column, relationship
 
 from edi_storage.models.base import Base, CreatedAt, Timestamps
-
-
-class SessionStatus(StrEnum):
-    IN_PROGRESS = "in_progress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-class FeedbackType(StrEnum):
-    ACCEPT = "accept"
-    REJECT = "reject"
-    PARTIAL = "partial"
+from edi_storage.vocabulary import FeedbackType, SessionStatus
 
 
 def one_of(column: str, values: type[StrEnum]) -> str:

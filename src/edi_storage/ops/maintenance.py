@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import URL, Connection, create_engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -57,6 +55,7 @@ from edi_storage.schemas.operations import (
     RotationReport,
     SizeReport,
     TableSize,
+    VacuumReport,
 )
 
 if TYPE_CHECKING:
@@ -290,6 +289,9 @@ class Maintenance:
                 problems.append(str(error))
             drift: list[str] = []
             if status.revision == status.head:
+                from alembic.autogenerate import compare_metadata
+                from alembic.runtime.migration import MigrationContext
+
                 context = MigrationContext.configure(
                     conn,
                     opts={"include_name": include_name, "compare_type": True, "version_table": VERSION_TABLE},
@@ -334,12 +336,8 @@ class Maintenance:
             page_size, free = self.dialect.pages(conn)
             not_available: list[str] = []
             database = self._file()
-            if is_sqlite(self._storage.url):
-                database_bytes = database.stat().st_size if database is not None else None
-            else:
-                database_bytes = int(
-                    conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
-                )
+            database_bytes = self._database_bytes(conn)
+            if not is_sqlite(self._storage.url):
                 page_size = int(conn.execute(text("SELECT current_setting('block_size')")).scalar_one())
                 not_available += [PG_WAL, PG_FREE_PAGES]
             conn.rollback()
@@ -380,12 +378,26 @@ class Maintenance:
             history.write_text(json.dumps({"taken_at": now.isoformat(), "objects": objects}) + "\n")
         return report
 
-    def vacuum(self) -> None:
-        """Rewrite the database without its free space (deleting rows alone never shrinks a file).
-        Under WAL the rewritten pages land in the WAL first, so SQLite's file is checkpointed right after."""
+    def _database_bytes(self, conn: Connection) -> int | None:
+        """The SQLite file's size (None in memory), or the PostgreSQL database's."""
+        if is_sqlite(self._storage.url):
+            database = self._file()
+            return database.stat().st_size if database is not None else None
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+    def vacuum(self) -> VacuumReport:
+        """Rewrite the database without its free space (deleting rows alone never shrinks a file), and
+        say how many bytes that freed. Under WAL the rewritten pages land in the WAL first, so SQLite's
+        file is checkpointed right after (and measured after that)."""
         with database_errors(), self._storage.engine.connect() as conn:
+            before = self._database_bytes(conn) or 0
+            conn.rollback()
             self.dialect.outside_transaction(conn, self.dialect.vacuum_sql)
         self.checkpoint()
+        with database_errors(), self._storage.engine.connect() as conn:
+            after = self._database_bytes(conn) or 0
+            conn.rollback()
+        return VacuumReport(bytes_before=before, bytes_after=after)
 
     def analyze(self) -> None:
         with database_errors(), self._storage.engine.connect() as conn:

@@ -42,7 +42,9 @@ def candidates(storage: Storage, *, older_than_days: float | None, max_bytes: in
     bring the file under the size budget (estimated from its bytes per session)."""
     if older_than_days is None and max_bytes is None:
         raise InvalidInput.single(
-            "older_than_days", "give an age or a size budget; refusing to prune everything", None
+            "older_than_days",
+            "give an age (older_than_days) or a size budget (max_bytes); refusing to prune everything",
+            None,
         )
     with storage.unit_of_work(readonly=True) as uow:
         s = uow.session

@@ -6,7 +6,6 @@ from edi_storage.schemas.sessions import (
     FeedbackIn,
     FeedbackOut,
     HistoryQuery,
-    OrderBy,
     PromptIn,
     PromptOut,
     SessionCreate,
@@ -16,6 +15,7 @@ from edi_storage.schemas.sessions import (
     ValidationIn,
     ValidationOut,
 )
+from edi_storage.vocabulary import OrderBy
 
 __all__ = [
     "EntityIn",

@@ -7,8 +7,9 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field
 
-from edi_storage.models.audit import AUDITED_TABLES, AuditOperation
+from edi_storage.models.audit import AUDITED_TABLES
 from edi_storage.schemas.common import InputModel, JSONObject, OutputModel, Text, UTCDatetime
+from edi_storage.vocabulary import AuditOperation
 
 AuditedTable = Literal["sessions", "prompts", "entities", "validations", "user_feedback"]
 

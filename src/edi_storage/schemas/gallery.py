@@ -7,7 +7,6 @@ from typing import Annotated
 
 from pydantic import Field
 
-from edi_storage.models.gallery import CurationStatus, RunStatus
 from edi_storage.schemas.common import (
     InputModel,
     Int,
@@ -22,6 +21,7 @@ from edi_storage.schemas.common import (
     StoredAmount,
     Text,
 )
+from edi_storage.vocabulary import CurationStatus, RunStatus
 
 TenPoint = Annotated[float, Field(ge=0.0, le=10.0)]
 

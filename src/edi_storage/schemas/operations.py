@@ -41,6 +41,17 @@ class SizeReport(OutputModel):
     not_available: list[str] = []  # the figures left empty here, and why (PostgreSQL: WAL, free pages)
 
 
+class VacuumReport(OutputModel):
+    """The database's bytes before and after VACUUM (the file on SQLite, pg_database_size on PostgreSQL)."""
+
+    bytes_before: int
+    bytes_after: int
+
+    @property
+    def freed_bytes(self) -> int:
+        return self.bytes_before - self.bytes_after
+
+
 class BackupReport(OutputModel):
     path: Path
     taken_at: datetime

@@ -7,12 +7,10 @@ shape back, with ids and timestamps added.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
-from edi_storage.models.sessions import FeedbackType, SessionStatus
 from edi_storage.schemas.common import (
     InputModel,
     JSONInput,
@@ -29,6 +27,7 @@ from edi_storage.schemas.common import (
     Text,
     UTCDatetime,
 )
+from edi_storage.vocabulary import FeedbackType, OrderBy, SessionStatus
 
 HexColour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
 SessionId = Annotated[RequiredText, Field(max_length=255)]
@@ -226,13 +225,6 @@ class SessionStatistics(OutputModel):
     status_breakdown: dict[str, int]
     average_alignment_score: float | None  # of completed sessions with a score; None when there are none
     successful_rate: float  # percent of sessions completed, one decimal
-
-
-class OrderBy(StrEnum):
-    CREATED_DESC = "created_at desc"
-    CREATED_ASC = "created_at asc"
-    SCORE_DESC = "final_alignment_score desc"
-    SCORE_ASC = "final_alignment_score asc"
 
 
 class HistoryQuery(InputModel):

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
-from edi_storage.models.audit import AuditEntry, AuditOperation
+from edi_storage.models.audit import AuditEntry
 from edi_storage.models.base import columns_of
 from edi_storage.monitoring import measured
 from edi_storage.schemas.audit import AuditQuery, AuditRecord
 from edi_storage.schemas.common import parse, rows_as
 from edi_storage.services.base import Service
+from edi_storage.vocabulary import AuditOperation
 
 
 def set_audit_context(session: Session, actor: str | None, enabled: bool) -> bool:

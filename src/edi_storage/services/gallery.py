@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from edi_storage.dialects import dialect_of
 from edi_storage.errors import Conflict, NotFound
 from edi_storage.models.base import columns_of, utcnow
-from edi_storage.models.gallery import CreationRun, CurationStatus, GeneratedImage, RunStatus, TrainingRun
+from edi_storage.models.gallery import CreationRun, GeneratedImage, TrainingRun
 from edi_storage.monitoring import measured
 from edi_storage.schemas.common import InputModel, Text, check_limit, parse, rows_as
 from edi_storage.schemas.gallery import (
@@ -37,6 +37,7 @@ from edi_storage.schemas.gallery import (
     TrainingStatistic,
 )
 from edi_storage.services.base import Service
+from edi_storage.vocabulary import CurationStatus, RunStatus
 
 IMAGE = GeneratedImage
 IMAGE_COLUMNS = columns_of(GeneratedImage)

@@ -53,7 +53,6 @@ from edi_storage.models.sessions import (
     EditSession,
     Entity,
     Prompt,
-    SessionStatus,
     UserFeedback,
     Validation,
 )
@@ -63,7 +62,6 @@ from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
     HistoryQuery,
-    OrderBy,
     PromptIn,
     SessionCreate,
     SessionDetail,
@@ -74,6 +72,7 @@ from edi_storage.schemas.sessions import (
 from edi_storage.services.base import Service
 from edi_storage.state.model import SessionState, read_state
 from edi_storage.state.resume import session_to_state, state_to_session
+from edi_storage.vocabulary import OrderBy, SessionStatus
 
 SessionInput = SessionCreate | Mapping[str, Any]
 ChildModel = type[Prompt | Entity | Validation | UserFeedback]

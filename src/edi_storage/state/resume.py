@@ -12,10 +12,10 @@ import re
 from typing import Any
 
 from edi_storage.errors import InvalidInput
-from edi_storage.models.sessions import SessionStatus
 from edi_storage.schemas.common import parse
 from edi_storage.schemas.sessions import SessionCreate, SessionDetail
 from edi_storage.state.model import STATE_VERSION, SessionState, Stage
+from edi_storage.vocabulary import SessionStatus
 
 STATE_KEY = "edi_state"
 ITERATION = re.compile(r"iteration_(\d+)")

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 from PIL import Image, ImageDraw
 
-from edi_storage.models.gallery import CurationStatus
 from edi_storage.schemas.sessions import SessionCreate
 from edi_storage.storage import Storage
 from edi_storage.testing.factories import ImageCreateFactory, SessionCreateFactory, seed
+from edi_storage.vocabulary import CurationStatus
 
 BATCH = 100
 

@@ -31,9 +31,9 @@ from edi_storage.models import (
     Validation,
     prompt_hash,
 )
-from edi_storage.models.sessions import FeedbackType, SessionStatus
 from edi_storage.schemas.gallery import ImageCreate
 from edi_storage.schemas.sessions import EntityIn, FeedbackIn, PromptIn, SessionCreate, ValidationIn
+from edi_storage.vocabulary import FeedbackType, SessionStatus
 
 LABELS = ("sky", "mountain", "person", "tree", "building", "water", "car", "dog", "road", "cloud")
 EDITS = (
