@@ -215,11 +215,25 @@ def test_size_and_vacuum(tmp_path: Path) -> None:
     storage.maintenance.checkpoint()
     before = storage.maintenance.size()
     assert (before.free_pages or 0) > 0
-    storage.maintenance.vacuum()
+    report = storage.maintenance.vacuum()
     storage.maintenance.checkpoint()
     after = storage.maintenance.size()
     assert after.free_pages == 0 and (after.database_bytes or 0) < (before.database_bytes or 0)
+    assert (report.bytes_before, report.bytes_after) == (before.database_bytes, after.database_bytes)
+    assert report.freed_bytes == (before.database_bytes or 0) - (after.database_bytes or 0) > 0
     storage.close()
+
+
+def test_vacuum_reports_the_database_size_on_either_backend(storage: Storage) -> None:
+    """A file or a server database has a size before and after; a database in memory has none."""
+    storage.sessions.batch_save_sessions([SessionCreateFactory.build() for _ in range(20)])
+    report = storage.maintenance.vacuum()
+    if storage.engine.dialect.name == "postgresql":
+        assert (report.bytes_before or 0) > 0 and (report.bytes_after or 0) > 0
+        assert report.freed_bytes == (report.bytes_before or 0) - (report.bytes_after or 0)
+    else:
+        assert report.bytes_before is report.bytes_after is report.freed_bytes is None
+    assert storage.sessions.get_session_count() == 20
 
 
 def test_postgres_backups_use_pg_dump(storage: Storage, tmp_path: Path) -> None:

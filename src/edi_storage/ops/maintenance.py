@@ -390,12 +390,12 @@ class Maintenance:
         say how many bytes that freed. Under WAL the rewritten pages land in the WAL first, so SQLite's
         file is checkpointed right after (and measured after that)."""
         with database_errors(), self._storage.engine.connect() as conn:
-            before = self._database_bytes(conn) or 0
+            before = self._database_bytes(conn)
             conn.rollback()
             self.dialect.outside_transaction(conn, self.dialect.vacuum_sql)
         self.checkpoint()
         with database_errors(), self._storage.engine.connect() as conn:
-            after = self._database_bytes(conn) or 0
+            after = self._database_bytes(conn)
             conn.rollback()
         return VacuumReport(bytes_before=before, bytes_after=after)
 

@@ -42,13 +42,16 @@ class SizeReport(OutputModel):
 
 
 class VacuumReport(OutputModel):
-    """The database's bytes before and after VACUUM (the file on SQLite, pg_database_size on PostgreSQL)."""
+    """The database's bytes before and after VACUUM: the file on SQLite (None for a database in memory,
+    which has none), pg_database_size on PostgreSQL."""
 
-    bytes_before: int
-    bytes_after: int
+    bytes_before: int | None
+    bytes_after: int | None
 
     @property
-    def freed_bytes(self) -> int:
+    def freed_bytes(self) -> int | None:
+        if self.bytes_before is None or self.bytes_after is None:
+            return None
         return self.bytes_before - self.bytes_after
 
 
