@@ -208,6 +208,19 @@ def test_history_rejects_a_bad_filter_naming_the_flag(
         assert field not in result.stderr
 
 
+def test_history_filters_by_user_and_project(url: str) -> None:
+    with Storage(url) as storage:
+        for session_id, user, project in (("a", "ann", "p1"), ("b", "ann", "p2"), ("c", "bob", "p1")):
+            storage.sessions.save_session(reference_session(session_id, user_id=user, project_id=project))
+
+    def found(*options: str) -> set[str]:
+        return {row["id"] for row in parsed(invoke("history", "--json", *options, url=url))}
+
+    assert found("--user", "ann") == {"a", "b"} and found("--project", "p1") == {"a", "c"}
+    assert found("--user", "ann", "--project", "p1") == {"a"}
+    assert_usage_error(invoke("history", "--user", "a\x00b", url=url), "'--user'")
+
+
 def test_flags_naming_a_choice_take_it_in_any_case(history_url: str) -> None:
     completed = parsed(invoke("history", "--status", "COMPLETED", "--json", url=history_url))
     assert [row["id"] for row in completed] == ["s2", "s1"]

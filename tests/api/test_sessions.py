@@ -93,9 +93,15 @@ def test_put_refuses_another_id_in_the_body(client: TestClient) -> None:
 
 # -- GET / ------------------------------------------------------------------------------------------
 def test_history_filters_and_orders(client: TestClient) -> None:
-    low = create(client, status="completed", final_alignment_score=0.4, naive_prompt="dim the sun")
-    high = create(client, status="completed", final_alignment_score=0.9, naive_prompt="sky please")
-    pending = create(client, naive_prompt="more sky", created_at="2020-01-01T00:00:00Z")
+    low = create(
+        client, status="completed", final_alignment_score=0.4, naive_prompt="dim the sun", user_id="ann"
+    )
+    high = create(
+        client, status="completed", final_alignment_score=0.9, naive_prompt="sky please", project_id="p1"
+    )
+    pending = create(
+        client, naive_prompt="more sky", created_at="2020-01-01T00:00:00Z", user_id="ann", project_id="p1"
+    )
 
     def ids(**params: Any) -> list[str]:
         response = client.get(f"{SESSIONS}/", params=params)
@@ -111,6 +117,8 @@ def test_history_filters_and_orders(client: TestClient) -> None:
     assert ids(order_by="created_at asc", limit=1) == [pending]
     assert len(ids(limit=2, offset=2)) == 1
     assert ids(order_by="CREATED_AT  Asc", limit=1) == [pending]  # the reference's spellings too
+    assert ids(user_id="ann") == [low, pending] and ids(project_id="p1") == [high, pending]
+    assert ids(user_id="ann", project_id="p1") == [pending] and ids(user_id="bob") == []
 
 
 def test_history_rejects_bad_filters(client: TestClient) -> None:

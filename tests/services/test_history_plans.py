@@ -29,6 +29,8 @@ FILTERS: dict[str, Any] = {
     "date_to": "2036-01-01T00:00:00Z",
     "min_score": 0.8,
     "search_term": "sky",
+    "user_id": "user-3",
+    "project_id": "project-1",
 }
 QUERIES = [
     {name: FILTERS[name] for name in chosen} | {"order_by": order.value}
@@ -47,6 +49,8 @@ def _sessions(count: int) -> Iterator[dict[str, Any]]:
             "naive_prompt": "make the sky dramatic" if n % 7 == 0 else f"brighten corner {n}",
             "status": statuses[n % 3],
             "final_alignment_score": None if n % 5 == 0 else (n % 100) / 100,
+            "user_id": f"user-{n % 10}",
+            "project_id": f"project-{n % 4}",
         }
 
 
@@ -101,3 +105,18 @@ def test_the_data_really_shares_timestamps(history_storage: Storage) -> None:
     """The plans above are checked on the case that used to sort: one created_at for every session."""
     with history_storage.engine.connect() as conn:
         assert conn.execute(text("SELECT count(DISTINCT created_at) FROM sessions")).scalar_one() == 1
+
+
+def test_user_and_project_filters_return_exactly_their_sessions(history_storage: Storage) -> None:
+    """user-3 is every tenth session, project-1 every fourth; both at once, every twentieth."""
+    sessions = history_storage.sessions
+    mine = sessions.query_history(limit=10_000, user_id="user-3")
+    assert len(mine) == SESSIONS // 10 and {s.user_id for s in mine} == {"user-3"}
+    both = sessions.query_history(limit=10_000, user_id="user-3", project_id="project-1")
+    assert len(both) == SESSIONS // 20 and {(s.user_id, s.project_id) for s in both} == {
+        ("user-3", "project-1")
+    }
+    assert sessions.get_session_count(user_id="user-3", project_id="project-1") == SESSIONS // 20
+    completed = sessions.get_session_count("completed", user_id="user-3")
+    assert completed == sum(1 for s in mine if s.status == "completed") > 0
+    assert sessions.query_history(user_id="nobody") == [] and sessions.get_session_count(project_id="x") == 0

@@ -106,6 +106,8 @@ def router(storage: Storage) -> APIRouter:
             min_score=query.min_score,
             search_term=query.search_term,
             order_by=query.order_by,
+            user_id=query.user_id,
+            project_id=query.project_id,
         )
 
     @collection_route(

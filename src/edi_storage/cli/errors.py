@@ -19,7 +19,12 @@ SHOWN_FIELD_ERRORS = 5  # a file with a thousand bad rows should still fail in o
 
 # The service's names for what the command line spells differently; every other field is named like
 # the command's parameter (``older_than_days`` is ``--older-than-days``).
-FIELD_PARAMS = {"status_filter": "status", "search_term": "search"}
+FIELD_PARAMS = {
+    "status_filter": "status",
+    "search_term": "search",
+    "user_id": "user",
+    "project_id": "project",
+}
 
 # A field named inside a message ("give older_than_days or max_bytes"): only names with an underscore,
 # so that the words of a sentence ("name a file to archive it to") stay words.

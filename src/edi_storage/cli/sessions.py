@@ -129,6 +129,8 @@ def history(
     date_to: Annotated[str | None, typer.Option("--to", help="Created at or before (ISO 8601).")] = None,
     min_score: Annotated[float | None, typer.Option(help="Final alignment score at least this.")] = None,
     search: Annotated[str | None, typer.Option(help="Text in the image path or the prompt.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's sessions.")] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project's sessions.")] = None,
     order_by: Annotated[
         OrderBy, typer.Option(case_sensitive=False, help="The ordering; ties go to the newer id.")
     ] = OrderBy.CREATED_DESC,
@@ -146,6 +148,8 @@ def history(
             min_score=min_score,
             search_term=search,
             order_by=order_by,
+            user_id=user,
+            project_id=project,
         )
     if as_json:
         print_json([s.model_dump(mode="json") for s in sessions])

@@ -24,7 +24,7 @@ VERSION_TABLE = "edi_storage_version"
 # a database at this revision (every command, every Storage) needs no Alembic import, which costs more
 # than the rest of start-up (the `alembic` package imports its whole runtime); a test checks that it is
 # the scripts' head, and revision_history() refuses to run when a release's two disagree.
-HEAD_REVISION = "0007_history_indexes"
+HEAD_REVISION = "0008_owner_indexes"
 
 
 @cache

@@ -92,6 +92,12 @@ class EditSession(Timestamps, Base):
         # Score order (and min_score), alone and under the status filter (get_successful_sessions).
         Index(None, "final_alignment_score", "id"),
         Index(None, "status", "final_alignment_score", "id"),
+        # One user's or one project's sessions, in either order (the reference's idx_sessions_user and
+        # idx_sessions_project, extended by the ordering and its tie-breaker for the same reason).
+        Index(None, "user_id", "created_at", "id"),
+        Index(None, "user_id", "final_alignment_score", "id"),
+        Index(None, "project_id", "created_at", "id"),
+        Index(None, "project_id", "final_alignment_score", "id"),
     )
 
 

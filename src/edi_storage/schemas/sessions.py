@@ -237,6 +237,8 @@ class HistoryQuery(InputModel):
     date_to: UTCDatetime | None = None
     min_score: Score | None = None
     search_term: Annotated[Text, Field(max_length=1000)] | None = None  # SQLite's LIKE refuses ~50 kB
+    user_id: Text | None = None
+    project_id: Text | None = None
     order_by: OrderBy = OrderBy.CREATED_DESC
 
     @model_validator(mode="before")

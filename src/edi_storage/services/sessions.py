@@ -261,7 +261,12 @@ class SessionService(Service):
         min_score: float | None = None,
         search_term: str | None = None,
         order_by: OrderBy | str = OrderBy.CREATED_DESC,
+        *,
+        user_id: str | None = None,
+        project_id: str | None = None,
     ) -> list[SessionSummary]:
+        """A page of sessions without their children; the filters combine with AND, and every
+        combination is read in index order (see ``_filters``)."""
         query = parse(
             HistoryQuery,
             {
@@ -272,6 +277,8 @@ class SessionService(Service):
                 "date_to": date_to,
                 "min_score": min_score,
                 "search_term": search_term,
+                "user_id": user_id,
+                "project_id": project_id,
                 "order_by": order_by,
             },
         )
@@ -299,8 +306,15 @@ class SessionService(Service):
         )
 
     @measured("sessions.get_session_count")
-    def get_session_count(self, status_filter: SessionStatus | str | None = None) -> int:
-        query = parse(HistoryQuery, {"status_filter": status_filter})
+    def get_session_count(
+        self,
+        status_filter: SessionStatus | str | None = None,
+        *,
+        user_id: str | None = None,
+        project_id: str | None = None,
+    ) -> int:
+        filters = {"status_filter": status_filter, "user_id": user_id, "project_id": project_id}
+        query = parse(HistoryQuery, filters)
         with self._tx(readonly=True) as s:
             values = _filter_values(query)
             terms = _filters(frozenset(values), query.order_by, dialect_of(s))
@@ -348,7 +362,7 @@ class _StatusUpdate(InputModel):
 _SCORE_ORDERS = {OrderBy.SCORE_DESC: True, OrderBy.SCORE_ASC: False}
 
 
-_FILTER_NAMES = ("status", "date_from", "date_to", "min_score", "pattern")
+_FILTER_NAMES = ("status", "user_id", "project_id", "date_from", "date_to", "min_score", "pattern")
 
 
 def _filter_values(query: HistoryQuery) -> dict[str, Any]:
@@ -359,6 +373,8 @@ def _filter_values(query: HistoryQuery) -> dict[str, Any]:
         "date_to": query.date_to,
         "min_score": query.min_score,
         "pattern": f"%{escape_like(query.search_term)}%" if query.search_term else None,
+        "user_id": query.user_id,
+        "project_id": query.project_id,
     }
     return {name: value for name, value in values.items() if value is not None}
 
@@ -379,6 +395,8 @@ def _filters(names: frozenset[str], order_by: OrderBy, dialect: SQLDialect) -> l
     pattern: BindParameter[str] = bindparam("pattern", type_=String())
     terms = {
         "status": EditSession.status == bindparam("status"),
+        "user_id": EditSession.user_id == bindparam("user_id"),
+        "project_id": EditSession.project_id == bindparam("project_id"),
         "date_from": created >= bindparam("date_from", type_=when),
         "date_to": created <= bindparam("date_to", type_=when),
         "min_score": score >= bindparam("min_score", type_=Float()),
