@@ -32,6 +32,7 @@ from alembic import command, context
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, text
 
+from edi_storage.config import Settings
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, normalise_url, set_sqlite_foreign_keys
 from edi_storage.errors import MigrationFailed
 from edi_storage.migrate.safety import (
@@ -234,7 +235,7 @@ def main() -> None:
     if given is not None:
         run_on(given)
         return
-    engine = create_storage_engine(normalise_url(database_url()))
+    engine = create_storage_engine(normalise_url(database_url()), Settings())  # EDI_STORAGE_* apply
     try:
         with engine.connect() as connection:
             run_on(connection)

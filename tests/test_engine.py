@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from edi_storage import Busy, DatabaseUnavailable, Storage
+from edi_storage import Busy, DatabaseUnavailable, InvalidInput, Storage
+from edi_storage.config import Settings
 from edi_storage.testing import SessionCreateFactory
+from edi_storage.testing.fixtures import postgres_url
 
 from .plans import plans_of
 
@@ -27,6 +29,37 @@ def test_a_file_database_runs_in_wal_with_the_agreed_pragmas(tmp_path: Path) -> 
                 for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
             }
     assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1, "busy_timeout": 1234}
+
+
+def test_cache_size_temp_store_and_pool_are_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, SQLite's and SQLAlchemy's defaults; set by argument or by EDI_STORAGE_*, every connection."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def applied(storage: Storage) -> tuple[Any, ...]:
+        with storage, storage.engine.connect() as conn:
+            pragmas = tuple(
+                conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("cache_size", "temp_store")
+            )
+            return (*pragmas, storage.engine.pool.size())  # type: ignore[attr-defined]
+
+    assert applied(Storage(url)) == (-2000, 0, 5)
+    chosen = Settings(sqlite_cache_size_kib=65536, sqlite_temp_store="memory", pool_size=3)
+    assert applied(Storage(url, settings=chosen)) == (-65536, 2, 3)
+    monkeypatch.setenv("EDI_STORAGE_SQLITE_CACHE_SIZE_KIB", "1024")
+    monkeypatch.setenv("EDI_STORAGE_SQLITE_TEMP_STORE", "file")
+    assert applied(Storage(url))[:2] == (-1024, 1)
+    monkeypatch.setenv("EDI_STORAGE_POOL_SIZE", "0")
+    with pytest.raises(InvalidInput, match="pool_size") as refused:
+        Storage(url)
+    assert refused.value.errors[0].value == "0"
+
+
+@pytest.mark.skipif(postgres_url() is None, reason="EDI_STORAGE_TEST_POSTGRES_URL is not set")
+@pytest.mark.postgres
+def test_the_pool_settings_size_a_postgres_pool(postgres_database: Any) -> None:
+    with Storage(postgres_database, settings=Settings(pool_size=2, max_overflow=1)) as storage:
+        assert storage.engine.pool.size() == 2  # type: ignore[attr-defined]
+        assert storage.engine.pool._max_overflow == 1  # type: ignore[attr-defined]
 
 
 def test_a_second_writer_waits_for_the_first_instead_of_failing(tmp_path: Path) -> None:

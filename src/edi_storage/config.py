@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,11 @@ class Settings(BaseSettings):
     ``busy_timeout_ms`` is how long a SQLite writer waits for another writer's lock before ``Busy`` is
     raised; with writes that take the lock up front (``BEGIN IMMEDIATE``) waiting is all a writer ever
     has to do.
+
+    ``sqlite_cache_size_kib`` and ``sqlite_temp_store`` are set on every SQLite connection when given
+    (``PRAGMA cache_size = -N``, ``PRAGMA temp_store``); unset, SQLite's own defaults apply (2 MiB,
+    temporary tables on disk). ``pool_size`` and ``max_overflow`` size the connection pool of a file or
+    server database (a database in memory has one connection); unset, SQLAlchemy's (5 and 10).
     """
 
     model_config = SettingsConfigDict(env_prefix="EDI_STORAGE_", extra="ignore")
@@ -31,6 +37,10 @@ class Settings(BaseSettings):
     echo: bool = False
     record_query_performance: bool = False
     query_performance_retention_days: int = Field(default=30, ge=1)
+    sqlite_cache_size_kib: int | None = Field(default=None, ge=1)
+    sqlite_temp_store: Literal["default", "file", "memory"] | None = None
+    pool_size: int | None = Field(default=None, ge=1)
+    max_overflow: int | None = Field(default=None, ge=0)
 
 
 URL_FORMS = "a SQLite file is sqlite:///PATH, PostgreSQL postgresql://USER@HOST/DATABASE"

@@ -58,7 +58,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
@@ -67,6 +67,9 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.pool.base import _ConnectionRecord
 
 from edi_storage.errors import Busy, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from edi_storage.config import Settings
 
 # Execution option that marks a connection as a writer's: its transaction starts with BEGIN IMMEDIATE.
 WRITE_INTENT = "edi_storage_write"
@@ -232,50 +235,60 @@ def normalise_url(url: str | URL) -> URL:
 
 
 def create_storage_engine(
-    url: str | URL,
-    *,
-    busy_timeout_ms: int = 30_000,
-    echo: bool = False,
-    creator: Callable[[], Any] | None = None,
+    url: str | URL, settings: Settings, *, creator: Callable[[], Any] | None = None
 ) -> Engine:
     parsed = normalise_url(url)
+    kwargs: dict[str, Any] = {"echo": settings.echo}
+    if creator is not None:
+        kwargs["creator"] = creator
+    pool = {"pool_size": settings.pool_size, "max_overflow": settings.max_overflow}
     if is_sqlite(parsed):
-        return _sqlite_engine(parsed, busy_timeout_ms=busy_timeout_ms, echo=echo, creator=creator)
-    extra: dict[str, Any] = {"creator": creator} if creator is not None else {}
-    return create_engine(parsed, pool_pre_ping=True, echo=echo, **extra)
+        return _sqlite_engine(parsed, settings, kwargs, pool)
+    return create_engine(parsed, pool_pre_ping=True, **kwargs, **_given(pool))
 
 
-def _sqlite_engine(
-    url: URL, *, busy_timeout_ms: int, echo: bool, creator: Callable[[], Any] | None
-) -> Engine:
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _sqlite_engine(url: URL, settings: Settings, kwargs: dict[str, Any], pool: dict[str, Any]) -> Engine:
     path = sqlite_file(url)
     if path is not None and not path.parent.exists():
         raise DatabaseUnavailable(
             f"cannot open SQLite database {str(path)!r}: directory {str(path.parent)!r} does not exist"
         )
-    kwargs: dict[str, Any] = {"echo": echo, "connect_args": {"timeout": busy_timeout_ms / 1000}}
+    timeout = settings.busy_timeout_ms / 1000
+    kwargs["connect_args"] = {"timeout": timeout}
     if path is None:
         kwargs["poolclass"] = MemoryPool
-        kwargs["pool_timeout"] = busy_timeout_ms / 1000
+        kwargs["pool_timeout"] = timeout
         kwargs["connect_args"]["check_same_thread"] = False
-    if creator is not None:
-        kwargs["creator"] = creator
+    else:
+        kwargs |= _given(pool)
     engine = create_engine(url, **kwargs)
-    install_sqlite_hooks(engine, busy_timeout_ms=busy_timeout_ms)
+    install_sqlite_hooks(engine, settings)
     return engine
 
 
-def install_sqlite_hooks(engine: Engine, *, busy_timeout_ms: int) -> None:
+def install_sqlite_hooks(engine: Engine, settings: Settings) -> None:
     """Pragmas on connect and SQLAlchemy-emitted BEGIN [IMMEDIATE]; see the module docstring for why."""
+    pragmas = [
+        f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}",
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA synchronous = NORMAL",
+    ]
+    if settings.sqlite_cache_size_kib is not None:
+        pragmas.append(f"PRAGMA cache_size = -{int(settings.sqlite_cache_size_kib)}")  # negative: KiB
+    if settings.sqlite_temp_store is not None:
+        pragmas.append(f"PRAGMA temp_store = {settings.sqlite_temp_store.upper()}")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            for pragma in pragmas:
+                cursor.execute(pragma)
         finally:
             cursor.close()
 

@@ -13,16 +13,18 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from sqlalchemy import URL, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edi_storage.config import Settings, database_url
 from edi_storage.engine import WRITE_INTENT, create_storage_engine, ensure_wal, sqlite_file
 from edi_storage.error_mapping import database_errors
-from edi_storage.errors import DatabaseUnavailable
+from edi_storage.errors import DatabaseUnavailable, InvalidInput
 from edi_storage.migrate.scripts import alembic_config
 from edi_storage.migrate.state import SchemaState, SchemaStatus, inspect_schema, unusable
 from edi_storage.monitoring import QueryRecorder
+from edi_storage.schemas.common import field_errors
 from edi_storage.services.audit import AuditService, reset_audit_context, set_audit_context
 from edi_storage.services.sessions import SessionService
 
@@ -83,6 +85,8 @@ class Storage:
     database that holds another application's tables is never changed unless ``upgrade()`` is called.
     ``auto_upgrade=True`` also upgrades an older one (after a checked backup).
     ``creator`` hands SQLAlchemy a ready DBAPI connection (tests copy a migrated template into memory).
+    ``settings`` gives every option at once (``Settings(pool_size=20, sqlite_cache_size_kib=65536)``);
+    without it they come from ``EDI_STORAGE_*``, and the arguments above win over either.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class Storage:
         record_query_performance: bool | None = None,
         creator: Callable[[], Any] | None = None,
         create: bool = True,
+        settings: Settings | None = None,
     ) -> None:
         given: dict[str, Any] = {
             "auto_upgrade": auto_upgrade,
@@ -106,14 +111,16 @@ class Storage:
         }
         if url is not None:
             given["url"] = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
-        self.settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        chosen = settings.model_dump() if settings is not None else {}
+        try:
+            self.settings = Settings(**chosen | {k: v for k, v in given.items() if v is not None})
+        except ValidationError as error:
+            raise InvalidInput(field_errors(error)) from None
         self.url = database_url(self.settings.url)
         path = sqlite_file(self.url)
         if not create and creator is None and path is not None and not path.exists():
             raise DatabaseUnavailable(f"there is no database at {path}; `edi-storage upgrade` creates one")
-        self.engine: Engine = create_storage_engine(
-            self.url, busy_timeout_ms=self.settings.busy_timeout_ms, echo=self.settings.echo, creator=creator
-        )
+        self.engine: Engine = create_storage_engine(self.url, self.settings, creator=creator)
         self._writer = sessionmaker(
             self.engine.execution_options(**{WRITE_INTENT: True}), expire_on_commit=False
         )
