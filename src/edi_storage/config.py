@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     echo: bool = False
     record_query_performance: bool = False
     query_performance_retention_days: int = Field(default=30, ge=1)
+    slow_query_ms: float = Field(default=500, ge=0, allow_inf_nan=False)
     sqlite_cache_size_kib: int | None = Field(default=None, ge=1)
     sqlite_temp_store: Literal["default", "file", "memory"] | None = None
     pool_size: int | None = Field(default=None, ge=1)

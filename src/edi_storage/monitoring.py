@@ -13,6 +13,7 @@ than the retention period are pruned while flushing. A crash loses at most one u
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from edi_storage.models.monitoring import QueryPerformance
 P = ParamSpec("P")
 R = TypeVar("R")
 PRUNE_EVERY = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,8 +44,16 @@ _active: ContextVar[_Measurement | None] = ContextVar("edi_storage_measurement",
 
 
 class QueryRecorder:
-    def __init__(self, engine: Engine, *, retention_days: int = 30, flush_every: int = 200) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retention_days: int = 30,
+        flush_every: int = 200,
+        slow_query_ms: float | None = None,
+    ) -> None:
         self.engine = engine
+        self.slow_query_ms = slow_query_ms
         self.retention = timedelta(days=retention_days)
         self.flush_every = flush_every
         self._buffer: list[dict[str, Any]] = []
@@ -76,7 +86,10 @@ class QueryRecorder:
 
     def record(self, query_type: str, seconds: float, rows: int) -> None:
         """Buffer one record. Never writes: the caller may be inside a unit of work whose write lock a
-        flush would wait for; ``flush_if_full`` runs once a unit of work has ended."""
+        flush would wait for; ``flush_if_full`` runs once a unit of work has ended. A call slower than
+        ``slow_query_ms`` is also logged, at WARNING, by its query type alone (never its parameters)."""
+        if self.slow_query_ms is not None and seconds * 1000 >= self.slow_query_ms:
+            log.warning("slow %s: %.1f ms of SQL, %d rows", query_type, seconds * 1000, rows)
         with self._lock:
             self._buffer.append(
                 {

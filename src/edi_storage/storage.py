@@ -8,6 +8,7 @@ refused with the command that fixes it, never silently used or silently migrated
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from edi_storage.ops.maintenance import Maintenance
     from edi_storage.services.gallery import GalleryService
     from edi_storage.services.library import LibraryService
+
+log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
@@ -129,7 +132,11 @@ class Storage:
         self._wal_ok = False
         self._opened_as: SchemaStatus | None = None
         self.recorder = (
-            QueryRecorder(self.engine, retention_days=self.settings.query_performance_retention_days)
+            QueryRecorder(
+                self.engine,
+                retention_days=self.settings.query_performance_retention_days,
+                slow_query_ms=self.settings.slow_query_ms,
+            )
             if self.settings.record_query_performance
             else None
         )
@@ -193,9 +200,16 @@ class Storage:
         config.attributes["edi_storage.backup"] = (
             self.settings.backup_before_upgrade if backup is None else backup
         )
+        before = self.schema_status().revision
         with database_errors(), self.engine.connect() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        after = self.schema_status().revision
+        where = self.url.render_as_string(hide_password=True)
+        if before != after:
+            log.info("upgraded %s from revision %s to %s", where, before or "none (new database)", after)
+        else:
+            log.debug("%s already at revision %s", where, after)
         ensure_wal(self.engine)  # a database edi-storage created or migrated is one it writes
         self._wal_ok = True
         self._schema_ok = False

@@ -11,6 +11,7 @@ PostgreSQL here is in ``edi_storage.dialects``; only ``performance_metrics``, an
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,8 @@ from edi_storage.schemas.operations import (
 
 if TYPE_CHECKING:
     from edi_storage.storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 def _report(backup: Backup) -> BackupReport:
@@ -148,11 +151,16 @@ class Maintenance:
         storage = self._storage
         if not is_sqlite(storage.url):
             revision = storage.current_revision()
-            return _report(backup_postgres(storage.url, directory, compress=compress, revision=revision))
-        database = self._file()
-        if database is None:
-            raise BackupError("an in-memory database cannot be backed up to a file")
-        return _report(backup_sqlite_file(database, directory, compress=compress))
+            report = _report(backup_postgres(storage.url, directory, compress=compress, revision=revision))
+        else:
+            database = self._file()
+            if database is None:
+                raise BackupError("an in-memory database cannot be backed up to a file")
+            report = _report(backup_sqlite_file(database, directory, compress=compress))
+        log.info(
+            "backup %s taken and verified (%d bytes, revision %s)", report.path, report.bytes, report.revision
+        )
+        return report
 
     def rotate(
         self, directory: Path, *, dry_run: bool = False, policy: RetentionPolicy = DEFAULT_POLICY
@@ -167,6 +175,7 @@ class Maintenance:
         if not dry_run:
             for backup in delete:
                 delete_backup(backup)
+                log.info("backup %s deleted by the rotation policy", backup.path)
         return RotationReport(kept=[b.path for b in keep], deleted=[b.path for b in delete], dry_run=dry_run)
 
     @staticmethod

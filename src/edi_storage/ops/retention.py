@@ -9,6 +9,7 @@ audited, or pruning would refill the audit log it is meant to shrink.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from edi_storage.storage import Storage
 
 AUDIT = table_of(AuditEntry)
 SESSIONS = table_of(EditSession)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,6 +108,9 @@ def prune(
                 uow.session.execute(delete(AUDIT).where(_audit_filter(batch)))
                 uow.session.execute(delete(SESSIONS).where(SESSIONS.c.id.in_(batch)))
             report.sessions += len(batch)
+    log.info(
+        "pruned %d sessions and %d audit rows, archived to %s", report.sessions, report.audit_rows, archive
+    )
     return report
 
 

@@ -23,6 +23,7 @@ import base64
 import hashlib
 import itertools
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from edi_storage.models.base import UTCDateTime, table_of
 from edi_storage.schemas.common import InputModel, parse
 from edi_storage.schemas.sessions import SessionCreate
 from edi_storage.storage import Storage, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 BATCH = 500
 # kind -> (table, conflict target); in dependency order
@@ -213,6 +216,7 @@ def import_all(
         for kind in pending:
             write(uow, kind)
         importer.finish(uow)
+    log.info("imported %s (%s): %s", source, chosen.value, importer.report.summary())
     return importer.report
 
 
@@ -232,6 +236,7 @@ def import_sessions(
         for start in range(0, len(sessions), BATCH):
             importer.write(uow, "session", list(sessions[start : start + BATCH]))
         importer.finish(uow)
+    log.info("imported session graphs (%s): %s", chosen.value, importer.report.summary())
     return importer.report
 
 
