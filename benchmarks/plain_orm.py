@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session, selectinload
-from workload import CHILD_KEYS, Graph, Query, as_graph, escape_like, parse_time, statistics_from
+from workload import CHILD_KEYS, Graph, Query, as_graph, escape_like, parse_time, statistics_from, week_ago
 
 from edi_storage.models import EditSession, Entity, Prompt, UserFeedback, Validation
 
@@ -89,9 +89,20 @@ class PlainORM:
             EditSession.status,
             func.count(),
             func.avg(case((EditSession.status == "completed", EditSession.final_alignment_score))),
+            func.sum(EditSession.processing_time),
+            func.count(EditSession.processing_time),
+            func.count(case((EditSession.created_at >= week_ago(), 1))),
+            func.max(EditSession.updated_at),
         ).group_by(EditSession.status)
+        children = select(
+            *(
+                select(func.count()).select_from(m).scalar_subquery()
+                for m in (Prompt, Entity, Validation, UserFeedback)
+            )
+        )
         with Session(self.engine) as s:
-            return statistics_from((status, count, avg) for status, count, avg in s.execute(statement))
+            rows = s.execute(statement).all()
+            return statistics_from(rows, tuple(s.execute(children).one()), lambda value: value)
 
 
 def graph_of(obj: EditSession) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from workload import (
+    CHILD_COUNTS_SQL,
     STATISTICS_SQL,
     SUMMARY_COLUMNS,
     TABLE_COLUMNS,
@@ -29,6 +30,7 @@ from workload import (
     graph_rows,
     insert_sql,
     statistics_from,
+    week_ago,
 )
 
 CHILD_QUERIES = {
@@ -148,7 +150,10 @@ class RawPostgres:
             return cursor.execute(sql, params).fetchall()
 
     def statistics(self) -> dict[str, Any]:
-        return statistics_from(self.conn.execute(STATISTICS_SQL).fetchall())
+        rows = self.conn.execute(STATISTICS_SQL.format(since="%s"), (week_ago(),)).fetchall()
+        children = self.conn.execute(CHILD_COUNTS_SQL).fetchone()
+        assert children is not None
+        return statistics_from(rows, children, lambda value: value)
 
     def median_created_at(self) -> datetime:
         row = self.conn.execute(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workload import (
+    CHILD_COUNTS_SQL,
     STATISTICS_SQL,
     SUMMARY_COLUMNS,
     TABLE_COLUMNS,
@@ -29,6 +30,7 @@ from workload import (
     graph_rows,
     insert_sql,
     statistics_from,
+    week_ago,
 )
 
 # The JSON columns of each table (stored as JSON text) and its timestamp columns (naive UTC text).
@@ -219,7 +221,8 @@ class RawSQLite:
         ]
 
     def statistics(self) -> dict[str, Any]:
-        return statistics_from(self.conn.execute(STATISTICS_SQL).fetchall())
+        rows = self.conn.execute(STATISTICS_SQL.format(since="?"), (db_time(week_ago()),)).fetchall()
+        return statistics_from(rows, self.conn.execute(CHILD_COUNTS_SQL).fetchone(), read_time)
 
     def median_created_at(self) -> datetime:
         count = self.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]

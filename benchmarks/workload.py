@@ -178,14 +178,20 @@ def as_graph(session: dict[str, Any], children: dict[str, list[dict[str, Any]]])
     return {**session, **children, "user_feedback": feedback[-1] if feedback else None}
 
 
-def statistics_from(rows: Iterable[tuple[str, int, float | None]]) -> dict[str, Any]:
-    """get_statistics' figures from ``(status, count, average score if completed)`` rows."""
+def statistics_from(
+    rows: Iterable[Sequence[Any]], children: Sequence[int], read: Callable[[Any], datetime | None]
+) -> dict[str, Any]:
+    """get_statistics' figures from the rows of ``STATISTICS_SQL`` and the counts of ``CHILD_COUNTS_SQL``;
+    ``read`` turns the driver's ``max(updated_at)`` into an aware datetime."""
     breakdown: dict[str, int] = {}
     average: float | None = None
-    for status, count, avg in rows:
+    time_sum, timed, recent, updated = 0.0, 0, 0, []
+    for status, count, avg, seconds, with_time, new, newest in rows:
         breakdown[status] = count
         if status == "completed" and avg is not None:
             average = round(float(avg), 3)
+        time_sum, timed, recent = time_sum + (seconds or 0), timed + with_time, recent + new
+        updated.append(read(newest))
     total = sum(breakdown.values())
     completed = breakdown.get("completed", 0)
     return {
@@ -193,10 +199,22 @@ def statistics_from(rows: Iterable[tuple[str, int, float | None]]) -> dict[str, 
         "status_breakdown": breakdown,
         "average_alignment_score": average,
         "successful_rate": round(completed / total * 100, 1) if total else 0.0,
+        "average_processing_time": round(time_sum / timed, 2) if timed else None,
+        "recent_sessions_7_days": recent,
+        "last_updated": max((u for u in updated if u is not None), default=None),
+        "table_counts": dict(zip(("sessions", *CHILD_TABLES), (total, *children), strict=True)),
     }
 
 
+def week_ago() -> datetime:
+    return datetime.now(UTC) - timedelta(days=7)
+
+
+# {since}: the driver's placeholder for week_ago().
 STATISTICS_SQL = (
-    "SELECT status, count(*), avg(CASE WHEN status = 'completed' THEN final_alignment_score END)"
-    " FROM sessions GROUP BY status"
+    "SELECT status, count(*), avg(CASE WHEN status = 'completed' THEN final_alignment_score END),"
+    " sum(processing_time), count(processing_time), count(CASE WHEN created_at >= {since} THEN 1 END),"
+    " max(updated_at) FROM sessions GROUP BY status"
 )
+CHILD_TABLES = ("prompts", "entities", "validations", "user_feedback")
+CHILD_COUNTS_SQL = "SELECT " + ", ".join(f"(SELECT count(*) FROM {t})" for t in CHILD_TABLES)

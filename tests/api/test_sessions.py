@@ -141,13 +141,19 @@ def test_statistics(client: TestClient) -> None:
     create(client, status="completed", final_alignment_score=0.8)
     create(client, status="completed", final_alignment_score=0.6)
     create(client, status="failed")
-    create(client)
-    assert client.get(f"{SESSIONS}/statistics").json() == {
+    create(client, processing_time=3.0)
+    stats = client.get(f"{SESSIONS}/statistics").json()
+    last_updated = stats.pop("last_updated")
+    assert stats == {
         "total_sessions": 4,
         "status_breakdown": {"completed": 2, "failed": 1, "in_progress": 1},
         "average_alignment_score": 0.7,
         "successful_rate": 50.0,
+        "average_processing_time": 3.0,
+        "recent_sessions_7_days": 4,
+        "table_counts": {"sessions": 4, "prompts": 0, "entities": 0, "validations": 0, "user_feedback": 0},
     }
+    assert last_updated.endswith("Z")
 
 
 # -- PATCH /{id}/status, DELETE /{id} --------------------------------------------------------------

@@ -390,6 +390,34 @@ def test_statistics(history: Storage) -> None:
     assert stats.successful_rate == 50.0
 
 
+def test_statistics_have_the_reference_s_fields(storage: Storage) -> None:
+    """Average processing time of the sessions that record one, sessions of the last 7 days (by
+    created_at, whatever the batch), the newest change, and rows per session table."""
+    now = datetime.now(UTC)
+    storage.sessions.batch_save_sessions(
+        [
+            {"id": "old", "image_path": "a", "naive_prompt": "b", "processing_time": 10.0,
+             "created_at": now - timedelta(days=30), "prompts": [{"iteration": 0, "positive_prompt": "p"}]},
+            {"id": "new", "image_path": "a", "naive_prompt": "b", "processing_time": 20.5, "status": "completed",
+             "created_at": now - timedelta(days=1), "feedback": [{"feedback_type": "accept"}]},
+            {"id": "untimed", "image_path": "a", "naive_prompt": "b", "created_at": now - timedelta(days=6)},
+        ]
+    )  # fmt: skip
+    storage.sessions.update_session_status("old", "failed", 0.1)
+    stats = storage.sessions.get_statistics()
+    assert stats.average_processing_time == 15.25
+    assert stats.recent_sessions_7_days == 2
+    assert stats.table_counts == {
+        "sessions": 3,
+        "prompts": 1,
+        "entities": 0,
+        "validations": 0,
+        "user_feedback": 1,
+    }
+    loaded = storage.sessions.load_session("old")
+    assert loaded is not None and stats.last_updated == loaded.updated_at
+
+
 def test_statistics_of_an_empty_database(storage: Storage) -> None:
     stats = storage.sessions.get_statistics()
     assert (

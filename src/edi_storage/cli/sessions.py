@@ -56,6 +56,12 @@ def statistics_table(stats: SessionStatistics) -> Table:
         result.add_row(*cells(f"  {status}", count))
     result.add_row(*cells("average alignment score (completed)", stats.average_alignment_score))
     result.add_row(*cells("success rate", f"{stats.successful_rate}%"))
+    result.add_row(*cells("average processing time (s)", stats.average_processing_time))
+    result.add_row(*cells("created in the last 7 days", stats.recent_sessions_7_days))
+    result.add_row(*cells("last change (UTC)", stats.last_updated))
+    for table_name, count in stats.table_counts.items():
+        if table_name != "sessions":
+            result.add_row(*cells(f"{table_name} rows", count))
     return result
 
 

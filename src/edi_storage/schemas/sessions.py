@@ -221,10 +221,20 @@ class SessionDetail(SessionSummary):
 
 
 class SessionStatistics(OutputModel):
+    """The reference's statistics: counts, rates and averages over every session.
+
+    ``last_updated`` is when a session last changed (its newest ``updated_at``; None without sessions),
+    not when the statistics were computed, as the reference's is: that is the clock, and this says
+    whether anything happened since."""
+
     total_sessions: int
     status_breakdown: dict[str, int]
     average_alignment_score: float | None  # of completed sessions with a score; None when there are none
     successful_rate: float  # percent of sessions completed, one decimal
+    average_processing_time: float | None  # seconds, of the sessions that record one
+    recent_sessions_7_days: int  # created in the last 7 days
+    last_updated: UTCDatetime | None
+    table_counts: dict[str, int]  # rows of sessions, prompts, entities, validations, user_feedback
 
 
 class HistoryQuery(InputModel):

@@ -24,7 +24,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -322,26 +322,54 @@ class SessionService(Service):
 
     @measured("sessions.get_statistics")
     def get_statistics(self) -> SessionStatistics:
-        """Counts per status and the completed sessions' average score, in one grouped query."""
+        """Two statements in one read transaction: the sessions grouped by status (counts, the completed
+        sessions' average score, processing times, recent sessions, the newest change), and the row
+        count of each child table."""
+        week_ago = utcnow() - timedelta(days=7)
         with self._tx(readonly=True) as s:
-            rows = s.execute(_STATISTICS).all()
-        breakdown = Counter({status: count for status, count, _ in rows})
+            groups = s.execute(_STATISTICS, {"since": week_ago}).mappings().all()
+            children = s.execute(_CHILD_COUNTS).mappings().one()
+        breakdown = Counter({g["status"]: g["sessions"] for g in groups})
         total = sum(breakdown.values())
-        average = next((avg for status, _, avg in rows if status == SessionStatus.COMPLETED.value), None)
+        average = next((g["score"] for g in groups if g["status"] == SessionStatus.COMPLETED.value), None)
+        timed = sum(g["timed"] for g in groups)
         completed = breakdown[SessionStatus.COMPLETED.value]
         return SessionStatistics(
             total_sessions=total,
             status_breakdown=dict(breakdown),
             average_alignment_score=None if average is None else round(float(average), 3),
             successful_rate=round(completed / total * 100, 1) if total else 0.0,
+            average_processing_time=round(sum(g["time"] or 0 for g in groups) / timed, 2) if timed else None,
+            recent_sessions_7_days=sum(g["recent"] for g in groups),
+            last_updated=max((g["updated"] for g in groups), default=None),
+            table_counts={"sessions": total, **children},
         )
 
 
 _STATISTICS = select(
-    EditSession.status,
-    func.count(),
-    func.avg(case((EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score))),
+    EditSession.status.label("status"),
+    func.count().label("sessions"),
+    func.avg(
+        case((EditSession.status == SessionStatus.COMPLETED.value, EditSession.final_alignment_score))
+    ).label("score"),
+    func.sum(EditSession.processing_time).label("time"),
+    func.count(EditSession.processing_time).label("timed"),
+    func.count(
+        case((EditSession.created_at >= bindparam("since", type_=EditSession.created_at.type), 1))
+    ).label("recent"),
+    func.max(EditSession.updated_at).label("updated"),
 ).group_by(EditSession.status)
+_CHILD_COUNTS = select(
+    *(
+        select(func.count()).select_from(model).scalar_subquery().label(name)
+        for name, model in (
+            ("prompts", Prompt),
+            ("entities", Entity),
+            ("validations", Validation),
+            ("user_feedback", UserFeedback),
+        )
+    )
+)
 # ORM update()/delete() set the attributes of (or remove) the objects they match in the identity map,
 # evaluating the WHERE clause in Python rather than reading the rows back.
 _SYNCHRONISE = {"synchronize_session": "evaluate"}
