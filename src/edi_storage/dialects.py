@@ -9,6 +9,7 @@ themselves.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import (
@@ -116,6 +117,11 @@ class SQLDialect:
         ``words``, best match first (then by id); words are matched as words, never as operators."""
         raise NotImplementedError
 
+    def prefix_search(self, statement: Select[Any], table: Table, words: list[str]) -> Select[Any]:
+        """``statement`` narrowed to the rows with a word starting with each of ``words`` (letters and
+        digits only, see ``prefix_words``), in no order: the caller orders them, alike on both."""
+        raise NotImplementedError
+
 
 class SQLiteDialect(SQLDialect):
     name = "sqlite"
@@ -186,13 +192,15 @@ class SQLiteDialect(SQLDialect):
     def text_search(self, statement: Select[Any], table: Table, words: str) -> Select[Any]:
         # The FTS5 index (migrate: prompt_library_fts) shares the table's rowid; BM25 ranks it.
         fts: ColumnElement[Any] = literal_column(FTS_TABLE)
-        return (
-            statement.select_from(
-                table.join(text(FTS_TABLE), table.c.id == literal_column(f"{FTS_TABLE}.rowid"))
-            )
-            .where(fts.op("MATCH")(fts5_query(words)))
-            .order_by(func.bm25(fts), table.c.id)
-        )
+        return self._fts(statement, table, fts5_query(words)).order_by(func.bm25(fts), table.c.id)
+
+    def prefix_search(self, statement: Select[Any], table: Table, words: list[str]) -> Select[Any]:
+        return self._fts(statement, table, " ".join(f'"{word}"*' for word in words))
+
+    def _fts(self, statement: Select[Any], table: Table, match: str) -> Select[Any]:
+        fts: ColumnElement[Any] = literal_column(FTS_TABLE)
+        joined = table.join(text(FTS_TABLE), table.c.id == literal_column(f"{FTS_TABLE}.rowid"))
+        return statement.select_from(joined).where(fts.op("MATCH")(match))
 
 
 class PostgreSQLDialect(SQLDialect):
@@ -240,6 +248,12 @@ class PostgreSQLDialect(SQLDialect):
             func.ts_rank(vector, query).desc(), table.c.id
         )
 
+    def prefix_search(self, statement: Select[Any], table: Table, words: list[str]) -> Select[Any]:
+        # The same GIN index serves prefix lexemes (word:*).
+        vector = func.to_tsvector(text("'simple'"), table.c.prompt_text)
+        query = func.to_tsquery(text("'simple'"), " & ".join(f"{word}:*" for word in words))
+        return statement.where(vector.op("@@")(query))
+
     def reset_sequences_sql(self, tables: list[Table]) -> list[TextClause]:
         return [
             text(
@@ -268,6 +282,14 @@ def _exact(column: ColumnElement[Any]) -> ColumnElement[Any]:
 
 def _in_utc(column: ColumnElement[Any]) -> ColumnElement[Any]:
     return func.timezone("UTC", column) if isinstance(column.type, UTCDateTime) else column
+
+
+def prefix_words(text_: str) -> list[str]:
+    """The words of ``text_`` as both full-text engines split them: runs of letters and digits,
+    lower-cased (FTS5's unicode61 tokenizer and PostgreSQL's 'simple' parser both break at
+    punctuation, white space and underscores). Being letters and digits only, no word can be read as
+    an operator by either query language."""
+    return re.findall(r"[^\W_]+", text_.lower())
 
 
 def fts5_query(words: str) -> str:

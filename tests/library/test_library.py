@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from edi_storage import InvalidInput, NotFound, Storage
 from edi_storage.models import normalise_prompt, prompt_hash
 from edi_storage.schemas.library import LibraryPromptOut
+from edi_storage.testing.fixtures import postgres_url, scratch_postgres_database
 from edi_storage.thumbnails import ThumbnailError, make_thumbnail
 
-from ..plans import plans_of
+from ..plans import plan_nodes, plans_of, postgres_plans_of
 
 
 def fullwidth(text: str) -> str:
@@ -172,6 +174,57 @@ def test_search_pagination_and_bad_queries(library: Storage) -> None:
         library.library.search("   ")
 
 
+def test_prefix_search_matches_word_starts_most_used_first(library: Storage) -> None:
+    library.library.record_prompt("sunset over mountains")  # a second use
+    assert texts(library.library.search("sun", prefix=True)) == [
+        "sunset over mountains",
+        "sunset sunset sunset beach",
+    ]
+    assert texts(library.library.search("sun mount", prefix=True)) == ["sunset over mountains"]
+    assert texts(library.library.search("MOUNT", prefix=True)) == [
+        "sunset over mountains",
+        "mountain lake at dawn",
+    ]
+    assert texts(library.library.search("sun", prefix=True, model="flux")) == []
+    assert texts(library.library.search("pure_wat", prefix=True)) == ['100% pure_water "quoted" AND OR NOT']
+    assert library.library.search("sun", prefix=False) == []  # whole words only without it
+
+
+@pytest.mark.parametrize("query", ['"quo', "AND*", "(wat", "!!! ne", "n:*", "o & ci"])
+def test_prefix_search_takes_every_character_literally(library: Storage, query: str) -> None:
+    """Neither FTS5's nor tsquery's operators in user text error or change what is matched."""
+    library.library.search(query, prefix=True)  # no error is the point; results are checked above
+
+
+def test_prefix_search_needs_a_letter_or_digit(library: Storage) -> None:
+    with pytest.raises(InvalidInput, match="letter or a digit"):
+        library.library.search("!!! ...", prefix=True)
+
+
+PREFIX_QUERIES = ["sun", "mo", "a", "ne li", "cit nig", "100", "pure", "x", "SUNSET", "s m"]
+
+
+@pytest.mark.skipif(postgres_url() is None, reason="EDI_STORAGE_TEST_POSTGRES_URL is not set")
+@pytest.mark.postgres
+def test_prefix_search_gives_the_same_results_on_sqlite_and_postgres() -> None:
+    prompts = [
+        "sunset over mountains", "sunset sunset sunset beach", "city at night, neon lights",
+        "mountain lake at dawn", '100% pure_water "quoted" AND OR NOT', "a sunny morning", "Sunflowers",
+        "misty moors at sunrise", "neon-lit alley", "snow on the mountain, at night",
+    ]  # fmt: skip
+    uses = [3, 1, 2, 2, 1, 5, 1, 2, 1, 1]  # ties too, so that the order's tie-breakers are compared
+    with scratch_postgres_database() as url:
+        found = []
+        for storage in (Storage("sqlite://"), Storage(url)):
+            with storage:
+                for text_, count in zip(prompts, uses, strict=True):
+                    for _ in range(count):
+                        storage.library.record_prompt(text_)
+                found.append({q: texts(storage.library.search(q, prefix=True)) for q in PREFIX_QUERIES})
+    assert found[0] == found[1]
+    assert found[0]["sun"][0] == "a sunny morning" and len(found[0]["sun"]) == 5
+
+
 # -- listing, stats, cleanup -----------------------------------------------------------------------
 def test_popular_recent_and_keyset_pages(library: Storage) -> None:
     library.library.record_prompt("mountain lake at dawn")
@@ -262,6 +315,7 @@ def test_concurrent_processes_count_every_use_exactly(storage: Storage, tmp_path
         ("recent_by_model", "ix_prompt_library_model_last_used_at"),
         ("browse", "ix_prompt_library_last_used_at_id"),
         ("search", "prompt_library_fts VIRTUAL TABLE INDEX"),
+        ("prefix_search", "prompt_library_fts VIRTUAL TABLE INDEX"),
     ],
 )
 def test_library_queries_use_the_indexes(sqlite_storage: Storage, method: str, index: str) -> None:
@@ -274,9 +328,25 @@ def test_library_queries_use_the_indexes(sqlite_storage: Storage, method: str, i
         "recent_by_model": lambda: library.recent(5, model="sdxl"),
         "browse": lambda: library.browse(5, cursor=library.browse(1).next_cursor or None),
         "search": lambda: library.search("warm"),
+        "prefix_search": lambda: library.search("wa", prefix=True),
     }
     plans = plans_of(sqlite_storage, calls[method])
     assert any(index in plan for plan in plans), plans
+
+
+@pytest.mark.skipif(postgres_url() is None, reason="EDI_STORAGE_TEST_POSTGRES_URL is not set")
+@pytest.mark.postgres
+def test_postgres_prefix_search_uses_the_gin_index() -> None:
+    """With many prompts and fresh statistics, the word:* query is answered from the GIN index."""
+    with scratch_postgres_database() as url, Storage(url) as storage:
+        for n in range(2000):
+            storage.library.record_prompt(f"prompt number {n} of a landscape series")
+        storage.library.record_prompt("sunset over the bay")
+        with storage.engine.begin() as conn:
+            conn.execute(text("ANALYZE prompt_library"))
+        plans = postgres_plans_of(storage, lambda: storage.library.search("suns", prefix=True))
+    scans = {node.get("Index Name") for plan in plans for node in plan_nodes(plan)}
+    assert "ix_prompt_library_search" in scans, plans
 
 
 def test_orm_factory_rows_are_found_like_recorded_ones(storage: Storage) -> None:

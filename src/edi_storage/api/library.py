@@ -157,7 +157,9 @@ def router(storage: Storage) -> APIRouter:
     @api.get("/search", response_model=list[LibraryPromptOut], responses=responses(422))
     def search(query: Annotated[LibrarySearch, Query()]) -> list[LibraryPromptOut]:
         """Prompts containing every word of ``query``, best match first."""
-        return storage.library.search(query.query, model=query.model, limit=query.limit, offset=query.offset)
+        return storage.library.search(
+            query.query, model=query.model, limit=query.limit, offset=query.offset, prefix=query.prefix
+        )
 
     @api.get("/popular", response_model=list[LibraryPromptOut], responses=responses(422))
     def popular(limit: Limit = 10, model: ModelFilter = None) -> list[LibraryPromptOut]:

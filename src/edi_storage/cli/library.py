@@ -79,12 +79,15 @@ def library_search(
     model: ModelOption = None,
     limit: LimitOption = 20,
     offset: Annotated[int, typer.Option(help="Skip this many first.")] = 0,
+    prefix: Annotated[
+        bool, typer.Option(help="Match word starts (sun finds sunset), most used first.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Full-text search, best match first."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
-        found = storage.library.search(query, model=model, limit=limit, offset=offset)
+        found = storage.library.search(query, model=model, limit=limit, offset=offset, prefix=prefix)
     show_prompts(cli, found, f"prompts matching {query!r}", as_json)
 
 

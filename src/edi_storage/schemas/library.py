@@ -38,6 +38,7 @@ class LibrarySearch(InputModel):
     model: Text | None = None
     limit: Limit = 20
     offset: NonNegativeInt = 0
+    prefix: bool = False  # every word matches the start of a word ("sun" finds "sunset")
 
 
 class LibraryPromptOut(OutputModel):

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, Select, delete, func, literal, select
 from sqlalchemy.orm import Session
 
-from edi_storage.dialects import dialect_of
+from edi_storage.dialects import dialect_of, prefix_words
 from edi_storage.errors import InvalidInput, NotFound
 from edi_storage.models.base import columns_of, table_of, utcnow
 from edi_storage.models.library import LibraryPrompt, prompt_hash
@@ -138,13 +138,27 @@ class LibraryService(Service):
 
     @measured("library.search")
     def search(
-        self, query: str, model: str | None = None, limit: int = 20, offset: int = 0
+        self, query: str, model: str | None = None, limit: int = 20, offset: int = 0, *, prefix: bool = False
     ) -> list[LibraryPromptOut]:
         """Prompts containing every word of ``query``, best match first (BM25 on SQLite, ts_rank on
-        PostgreSQL); the words are matched as words, never read as search operators."""
-        q = parse(LibrarySearch, {"query": query, "model": model, "limit": limit, "offset": offset})
+        PostgreSQL); the words are matched as words, never read as search operators.
+
+        ``prefix=True`` (search as you type) matches each word as the start of a word ("sun" finds
+        "sunset"), and orders the matches the same way on both databases: most used first, then most
+        recently used, then newest. BM25 and ts_rank weigh matches by different formulas, so a relevance
+        order could not be the same on both; for completions, how often a prompt was used is what
+        a user is after."""
+        fields = {"query": query, "model": model, "limit": limit, "offset": offset, "prefix": prefix}
+        q = parse(LibrarySearch, fields)
         with self._tx(readonly=True) as s:
-            statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), table_of(P), q.query)
+            if q.prefix:
+                words = prefix_words(q.query)
+                if not words:
+                    raise InvalidInput.single("query", "must contain a letter or a digit", q.query)
+                statement = dialect_of(s).prefix_search(select(*_OUT_COLUMNS), table_of(P), words)
+                statement = statement.order_by(P.total_uses.desc(), P.last_used_at.desc(), P.id.desc())
+            else:
+                statement = dialect_of(s).text_search(select(*_OUT_COLUMNS), table_of(P), q.query)
             if q.model is not None:
                 statement = statement.where(P.model == q.model)
             return _rows(s, statement.limit(q.limit).offset(q.offset))
