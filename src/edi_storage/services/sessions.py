@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BindParameter,
@@ -44,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from edi_storage.dialects import SQLDialect, dialect_of
 from edi_storage.errors import FieldError, InvalidInput, NotFound
@@ -57,7 +58,7 @@ from edi_storage.models.sessions import (
     Validation,
 )
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Score, models_from, parse
+from edi_storage.schemas.common import InputModel, JSONInput, Score, Text, models_from, parse
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -76,6 +77,9 @@ from edi_storage.vocabulary import OrderBy, SessionStatus
 
 SessionInput = SessionCreate | Mapping[str, Any]
 ChildModel = type[Prompt | Entity | Validation | UserFeedback]
+J = TypeVar("J", list[str], dict[str, Any])
+RowBuilder = Callable[[str, dict[str, Any], datetime], dict[str, Any]]
+_ChildKind = tuple[ChildModel, type[InputModel], RowBuilder]
 
 _SUMMARY_COLUMNS = [getattr(EditSession, name) for name in SessionSummary.model_fields]
 _SESSION_FIELDS = (
@@ -225,6 +229,100 @@ class SessionService(Service):
         with self._tx() as s:
             row = _feedback_row(session_id, item.model_dump(), utcnow())
             return _add_children(s, session_id, UserFeedback, [row])[0]
+
+    # -- correcting one record --------------------------------------------------------------------
+    @measured("sessions.update_child")
+    def update_child(
+        self,
+        kind: str,
+        child_id: int,
+        data: PromptIn | EntityIn | ValidationIn | FeedbackIn | Mapping[str, Any],
+        *,
+        session_id: str | None = None,
+    ) -> None:
+        """Replace the fields of one prompt, entity, validation or feedback row (``kind``) by its id,
+        as storage-models.md's ``save_prompt``/``save_entity``/``save_validation`` do: ``data`` is
+        validated whole, as for adding one; the row keeps its id, its session and, unless ``data`` gives
+        one, its ``created_at``. With ``session_id``, a row of another session is NotFound. The session's
+        ``updated_at`` moves; a loaded object of the row shows the new values; the audit trail records
+        the UPDATE."""
+        model, schema, row_of = _child_kind(kind)
+        item = parse(schema, data)
+        now = utcnow()
+        given = item.model_dump()
+        row = {k: v for k, v in row_of("", given, now).items() if k != "session_id"}
+        if given.get("created_at") is None:
+            row.pop("created_at", None)
+        if "updated_at" in row:
+            row["updated_at"] = now
+        with self._tx() as s:
+            statement = update(model).where(*_child_where(model, child_id, session_id)).values(row)
+            result = s.execute(statement.returning(model.session_id), execution_options=_SYNCHRONISE)
+            owner = result.scalar_one_or_none()
+            if owner is None:
+                raise NotFound(kind, child_id)
+            _update_session(s, owner, {"updated_at": now})
+
+    @measured("sessions.delete_child")
+    def delete_child(self, kind: str, child_id: int, *, session_id: str | None = None) -> None:
+        """Delete one prompt, entity, validation or feedback row by its id (with ``session_id``, only
+        one of that session's); it leaves the identity map and its session's loaded collection. The
+        audit trail records the DELETE."""
+        model, _, _ = _child_kind(kind)
+        with self._tx() as s:
+            statement = delete(model).where(*_child_where(model, child_id, session_id))
+            result = s.execute(statement.returning(model.session_id), execution_options=_SYNCHRONISE)
+            owner = result.scalar_one_or_none()
+            if owner is None:
+                raise NotFound(kind, child_id)
+            _update_session(s, owner, {"updated_at": utcnow()})
+            _drop_from_loaded_collection(s, owner, model, child_id)
+
+    @measured("sessions.add_tags")
+    def add_tags(self, session_id: str, tags: Sequence[str]) -> list[str]:
+        """Add ``tags`` not yet on the session (kept in the order given, after the existing ones); the
+        session's tags afterwards."""
+        added = parse(_Tags, {"tags": tags}).tags
+        return self._change_json(
+            session_id, "session_tags", [], lambda old: list(dict.fromkeys([*old, *added]))
+        )
+
+    @measured("sessions.remove_tags")
+    def remove_tags(self, session_id: str, tags: Sequence[str]) -> list[str]:
+        """Remove ``tags`` (those not on the session are ignored); the session's tags afterwards."""
+        gone = set(parse(_Tags, {"tags": tags}).tags)
+        return self._change_json(
+            session_id, "session_tags", [], lambda old: [t for t in old if t not in gone]
+        )
+
+    @measured("sessions.set_metadata")
+    def set_metadata(self, session_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set these metadata keys (others are kept); the session's metadata afterwards."""
+        given = parse(_Metadata, {"values": values}).values
+        return self._change_json(session_id, "session_metadata", {}, lambda old: {**old, **given})
+
+    @measured("sessions.remove_metadata")
+    def remove_metadata(self, session_id: str, keys: Sequence[str]) -> dict[str, Any]:
+        """Remove these metadata keys (absent ones are ignored); the session's metadata afterwards."""
+        gone = set(parse(_Tags, {"tags": keys}, prefix="keys").tags)
+        return self._change_json(
+            session_id, "session_metadata", {}, lambda old: {k: v for k, v in old.items() if k not in gone}
+        )
+
+    def _change_json(self, session_id: str, column: str, empty: J, change: Callable[[J], J]) -> J:
+        """Read a JSON column and write ``change(value)`` back in one writing transaction: the row is
+        locked first (FOR UPDATE on PostgreSQL; SQLite's writer holds the database's write lock from
+        BEGIN IMMEDIATE), so two concurrent changes both land."""
+        attribute = getattr(EditSession, column)
+        with self._tx() as s:
+            found = s.execute(
+                select(attribute).where(EditSession.id == session_id).with_for_update()
+            ).one_or_none()
+            if found is None:
+                raise NotFound("session", session_id)
+            new = change(empty if found[0] is None else found[0])
+            _update_session(s, session_id, {column: new, "updated_at": utcnow()})
+            return new
 
     @measured("sessions.update_session_status")
     def update_session_status(
@@ -379,6 +477,32 @@ def _check_list(name: str, value: object) -> None:
     """A list (or tuple) of items, not one item, a string or nothing; InvalidInput otherwise."""
     if not isinstance(value, list | tuple):
         raise InvalidInput.single(name, "must be a list", value)
+
+
+class _Tags(InputModel):
+    tags: list[Text]
+
+
+class _Metadata(InputModel):
+    values: JSONInput
+
+
+def _child_kind(
+    kind: str,
+) -> tuple[ChildModel, type[InputModel], Callable[[str, dict[str, Any], datetime], dict[str, Any]]]:
+    try:
+        return _CHILD_KINDS[kind]
+    except (KeyError, TypeError):
+        raise InvalidInput.single("kind", f"must be one of {', '.join(_CHILD_KINDS)}", kind) from None
+
+
+def _child_where(model: ChildModel, child_id: int, session_id: str | None) -> list[ColumnElement[bool]]:
+    if isinstance(child_id, bool) or not isinstance(child_id, int):
+        raise InvalidInput.single("id", "must be a whole number", child_id)
+    where = [model.id == child_id]
+    if session_id is not None:
+        where.append(model.session_id == session_id)
+    return where
 
 
 class _StatusUpdate(InputModel):
@@ -640,11 +764,24 @@ _SESSION_ATTRIBUTES = [column.key for column in columns_of(EditSession)] + list(
 _COLLECTION: dict[ChildModel, str] = {model: key for key, (model, _, _) in _CHILDREN.items()}
 
 
+def _entity_row_at(session_id: str, e: dict[str, Any], _now: datetime) -> dict[str, Any]:
+    return _entity_row(session_id, e)
+
+
 def _expire_parents(s: Session, session_ids: Sequence[str] | set[str], attributes: list[str]) -> None:
     """Expire ``attributes`` of the loaded sessions among ``session_ids``: read afresh at next access."""
     for session_id in session_ids:
         if (obj := s.identity_map.get(s.identity_key(EditSession, session_id))) is not None:
             s.expire(obj, attributes)
+
+
+def _drop_from_loaded_collection(s: Session, session_id: str, model: ChildModel, child_id: int) -> None:
+    """Take a deleted child out of its session's collection where that is loaded, as committed state
+    (no change for the next flush to act on), so that a held graph stays whole and readable."""
+    parent = s.identity_map.get(s.identity_key(EditSession, session_id))
+    key = _COLLECTION[model]
+    if parent is not None and key in parent.__dict__:
+        set_committed_value(parent, key, [c for c in parent.__dict__[key] if c.id != child_id])
 
 
 def _prompt_row(session_id: str, p: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -669,3 +806,14 @@ def _feedback_row(session_id: str, f: dict[str, Any], now: datetime) -> dict[str
         "created_at": created,
         "updated_at": created,
     }
+
+
+# What update_child and delete_child take as ``kind``: the model, its input schema, its row builder.
+_CHILD_KINDS: dict[
+    str, tuple[ChildModel, type[InputModel], Callable[[str, dict[str, Any], datetime], dict[str, Any]]]
+] = {
+    "prompt": (Prompt, PromptIn, _prompt_row),
+    "entity": (Entity, EntityIn, _entity_row_at),
+    "validation": (Validation, ValidationIn, _validation_row),
+    "feedback": (UserFeedback, FeedbackIn, _feedback_row),
+}
