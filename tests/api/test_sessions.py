@@ -236,3 +236,51 @@ def test_steps_reject_invalid_input_and_unknown_sessions(client: TestClient) -> 
         assert problem(client.post(f"{SESSIONS}/{session_id}/{step}", json=invalid))[0]["field"] == field
         missing = client.post(f"{SESSIONS}/nope/{step}", json=valid)
         assert missing.status_code == 404 and missing.json()["error"] == "NotFound", step
+
+
+# -- one row corrected, tags and metadata ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("collection", "body", "field"),
+    [
+        ("prompts", {"iteration": 0, "positive_prompt": "stormy"}, "positive_prompt"),
+        ("entities", {"entity_id": "sky_0", "label": "sea", "confidence": 0.5}, "label"),
+        ("validations", {"attempt_number": 1, "alignment_score": 0.9}, "alignment_score"),
+        ("feedback", {"feedback_type": "reject", "rating": 1}, "feedback_type"),
+    ],
+)
+def test_one_row_of_a_session_is_replaced_or_deleted(
+    client: TestClient, collection: str, body: dict[str, Any], field: str
+) -> None:
+    graph = {
+        "image_path": "a.jpg",
+        "naive_prompt": "b",
+        "prompts": [{"iteration": 0, "positive_prompt": "p"}],
+        "entities": [{"entity_id": "sky_0", "label": "sky", "confidence": 0.9}],
+        "validations": [{"attempt_number": 1, "alignment_score": 0.2}],
+        "feedback": [{"feedback_type": "accept"}],
+    }
+    session_id = client.post(f"{SESSIONS}/", json=graph).json()["id"]
+    other = create(client)
+    row_id = client.get(f"{SESSIONS}/{session_id}").json()[collection][0]["id"]
+    assert client.put(f"{SESSIONS}/{session_id}/{collection}/{row_id}", json=body).status_code == 204
+    assert client.get(f"{SESSIONS}/{session_id}").json()[collection][0][field] == body[field]
+    assert client.put(f"{SESSIONS}/{other}/{collection}/{row_id}", json=body).status_code == 404
+    assert client.delete(f"{SESSIONS}/{other}/{collection}/{row_id}").status_code == 404
+    assert problem(client.put(f"{SESSIONS}/{session_id}/{collection}/{row_id}", json={}))[0]["field"]
+    assert client.delete(f"{SESSIONS}/{session_id}/{collection}/{row_id}").status_code == 204
+    assert client.get(f"{SESSIONS}/{session_id}").json()[collection] == []
+    assert client.delete(f"{SESSIONS}/{session_id}/{collection}/{row_id}").status_code == 404
+
+
+def test_tags_and_metadata_are_changed_by_patch(client: TestClient) -> None:
+    session_id = create(client, session_tags=["sky"], session_metadata={"camera": "x100"})
+    changed = client.patch(f"{SESSIONS}/{session_id}/tags", json={"add": ["storm", "sky"], "remove": ["sky"]})
+    assert changed.status_code == 200 and changed.json() == {"tags": ["storm"]}
+    metadata = client.patch(
+        f"{SESSIONS}/{session_id}/metadata", json={"set": {"lens": 23}, "remove": ["camera"]}
+    )
+    assert metadata.json() == {"metadata": {"lens": 23}}
+    stored = client.get(f"{SESSIONS}/{session_id}").json()
+    assert (stored["session_tags"], stored["session_metadata"]) == (["storm"], {"lens": 23})
+    assert client.patch(f"{SESSIONS}/missing/tags", json={"add": ["a"]}).status_code == 404
+    assert problem(client.patch(f"{SESSIONS}/{session_id}/tags", json={"add": "a"}))[0]["field"] == "add"

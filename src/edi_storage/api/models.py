@@ -13,6 +13,7 @@ from edi_storage.schemas.common import (
     INT_MAX,
     InputModel,
     JSONInput,
+    JSONObject,
     NonNegativeFloat,
     OutputModel,
     Score,
@@ -81,6 +82,28 @@ class StatusChange(InputModel):
 
     status: SessionStatus
     final_alignment_score: Score | None = None
+
+
+class TagChange(InputModel):
+    """Tags to add (after the existing ones, once each) and to remove; one transaction."""
+
+    add: list[Text] = []
+    remove: list[Text] = []
+
+
+class SessionTags(OutputModel):
+    tags: list[str]
+
+
+class MetadataChange(InputModel):
+    """Metadata keys to set (others are kept) and to remove; one transaction."""
+
+    set: JSONInput = {}
+    remove: list[Text] = []
+
+
+class SessionMetadata(OutputModel):
+    metadata: JSONObject
 
 
 class Curation(InputModel):

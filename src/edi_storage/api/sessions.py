@@ -14,11 +14,16 @@ from edi_storage.api.models import (
     CreatedRow,
     CreatedRows,
     CreatedSession,
+    MetadataChange,
+    RowId,
+    SessionMetadata,
     SessionReplacement,
+    SessionTags,
     StatusChange,
+    TagChange,
 )
 from edi_storage.errors import InvalidInput, NotFound
-from edi_storage.schemas.common import NUL_FREE_AS_NOT, UTCDatetime
+from edi_storage.schemas.common import NUL_FREE_AS_NOT, InputModel, UTCDatetime
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -216,4 +221,71 @@ def router(storage: Storage) -> APIRouter:
         """Record the user's feedback."""
         return CreatedRow(id=storage.sessions.record_feedback(session_id, feedback))
 
+    @api.patch(
+        "/{session_id:session_id}/tags", response_model=SessionTags, responses=responses(404, 422, 507)
+    )
+    def change_tags(session_id: PathSessionId, change: TagChange) -> SessionTags:
+        """Add and remove tags in one transaction; the session's tags afterwards."""
+        with storage.unit_of_work() as uow:
+            tags = uow.sessions.add_tags(session_id, change.add)
+            if change.remove:
+                tags = uow.sessions.remove_tags(session_id, change.remove)
+        return SessionTags(tags=tags)
+
+    @api.patch(
+        "/{session_id:session_id}/metadata",
+        response_model=SessionMetadata,
+        responses=responses(404, 422, 507),
+    )
+    def change_metadata(session_id: PathSessionId, change: MetadataChange) -> SessionMetadata:
+        """Set and remove metadata keys in one transaction; the session's metadata afterwards."""
+        with storage.unit_of_work() as uow:
+            metadata = uow.sessions.set_metadata(session_id, change.set)
+            if change.remove:
+                metadata = uow.sessions.remove_metadata(session_id, change.remove)
+        return SessionMetadata(metadata=metadata)
+
+    for collection, kind, schema in CHILD_ROUTES:
+        _child_routes(api, storage, collection, kind, schema)
     return api
+
+
+# The collections under a session whose rows can be corrected one by one: path, service kind, body.
+CHILD_ROUTES: list[tuple[str, str, type[InputModel]]] = [
+    ("prompts", "prompt", PromptIn),
+    ("entities", "entity", EntityIn),
+    ("validations", "validation", ValidationIn),
+    ("feedback", "feedback", FeedbackIn),
+]
+
+
+def _child_routes(
+    api: APIRouter, storage: Storage, collection: str, kind: str, schema: type[InputModel]
+) -> None:
+    """PUT and DELETE ``/{session_id}/{collection}/{id}``: one row of the session, replaced or deleted
+    (404 when the session has no such row). One function per method serves the four collections."""
+    path = f"/{{session_id:session_id}}/{collection}/{{row_id}}"
+
+    def replace_row(session_id: str, row_id: int, row: InputModel) -> None:
+        storage.sessions.update_child(kind, row_id, row, session_id=session_id)
+
+    def delete_row(session_id: str, row_id: int) -> None:
+        storage.sessions.delete_child(kind, row_id, session_id=session_id)
+
+    # The annotations FastAPI reads (this module's are strings, and ``schema`` differs per collection).
+    replace_row.__annotations__ = {
+        "session_id": PathSessionId,
+        "row_id": RowId,
+        "row": schema,
+        "return": None,
+    }
+    delete_row.__annotations__ = {"session_id": PathSessionId, "row_id": RowId, "return": None}
+    for method, endpoint, verb in ((api.put, replace_row, "replace"), (api.delete, delete_row, "delete")):
+        method(
+            path,
+            name=f"{verb}_{kind}",
+            summary=f"{verb.capitalize()} one {kind} of the session",
+            status_code=NO_CONTENT,
+            response_class=Response,
+            responses=responses(404, 422, 507),
+        )(endpoint)

@@ -236,7 +236,7 @@ class SessionService(Service):
         self,
         kind: str,
         child_id: int,
-        data: PromptIn | EntityIn | ValidationIn | FeedbackIn | Mapping[str, Any],
+        data: InputModel | Mapping[str, Any],
         *,
         session_id: str | None = None,
     ) -> None:
