@@ -221,6 +221,26 @@ def test_history_filters_by_user_and_project(url: str) -> None:
     assert_usage_error(invoke("history", "--user", "a\x00b", url=url), "'--user'")
 
 
+def test_tags_metadata_and_one_row_corrected_from_the_command_line(url: str, tmp_path: Path) -> None:
+    with Storage(url) as storage:
+        storage.sessions.save_session(reference_session("fix", session_tags=["sky"]))
+    assert parsed(invoke("tags", "fix", "--add", "storm", "--remove", "sky", "--json", url=url)) == ["storm"]
+    assert parsed(invoke("metadata", "fix", "--set", "lens=23", "--set", "name=x100", url=url))["lens"] == 23
+    assert_usage_error(invoke("metadata", "fix", "--set", "novalue", url=url), "'--set'", "KEY=VALUE")
+    row = parsed(invoke("show", "fix", "--json", url=url))["prompts"][0]
+    row["positive_prompt"] = "corrected"
+    (tmp_path / "row.json").write_text(json.dumps(row))
+    assert (
+        invoke("row", "update", "PROMPT", str(row["id"]), str(tmp_path / "row.json"), url=url).exit_code == 0
+    )
+    assert parsed(invoke("show", "fix", "--json", url=url))["prompts"][0]["positive_prompt"] == "corrected"
+    elsewhere = invoke("row", "delete", "prompt", str(row["id"]), "--session", "other", url=url)
+    assert elsewhere.exit_code == 1 and "not found" in elsewhere.stderr
+    assert invoke("row", "delete", "prompt", str(row["id"]), url=url).exit_code == 0
+    assert row["id"] not in [p["id"] for p in parsed(invoke("show", "fix", "--json", url=url))["prompts"]]
+    assert_usage_error(invoke("row", "delete", "prompts", "1", url=url), "'prompts'", "'prompt'")
+
+
 def test_flags_naming_a_choice_take_it_in_any_case(history_url: str) -> None:
     completed = parsed(invoke("history", "--status", "COMPLETED", "--json", url=history_url))
     assert [row["id"] for row in completed] == ["s2", "s1"]

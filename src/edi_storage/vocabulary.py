@@ -46,3 +46,12 @@ class OrderBy(StrEnum):
     CREATED_ASC = "created_at asc"
     SCORE_DESC = "final_alignment_score desc"
     SCORE_ASC = "final_alignment_score asc"
+
+
+class ChildKind(StrEnum):
+    """The rows under a session that can be corrected one at a time (update_child, delete_child)."""
+
+    PROMPT = "prompt"
+    ENTITY = "entity"
+    VALIDATION = "validation"
+    FEEDBACK = "feedback"

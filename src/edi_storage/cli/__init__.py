@@ -11,6 +11,7 @@ for a wrong command line). Anything else is a bug, and its traceback is worth se
 """
 
 from edi_storage.cli import (  # noqa: F401 (each module registers its commands on app)
+    corrections,
     database,
     demo,
     gallery,
