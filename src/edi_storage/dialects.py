@@ -99,6 +99,10 @@ class SQLDialect:
         """The UTC calendar day of a timestamp column."""
         raise NotImplementedError
 
+    def utc_week(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The Monday (a date) that starts the UTC ISO week of a timestamp column."""
+        raise NotImplementedError
+
     def reset_sequences_sql(self, tables: list[Table]) -> list[TextClause]:
         """Statements that move serial sequences past the highest id, after rows with explicit ids."""
         return []
@@ -180,6 +184,10 @@ class SQLiteDialect(SQLDialect):
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.date(column)  # stored as naive UTC text
 
+    def utc_week(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        # Six days back, then forward to a Monday ('weekday 1' stays on one): the week's Monday.
+        return func.date(column, "-6 days", "weekday 1")
+
     def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
         return func.json_object(
             *(part for key, column in fields.items() for part in (_key(key), _exact(column)))
@@ -227,6 +235,9 @@ class PostgreSQLDialect(SQLDialect):
 
     def utc_day(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         return cast(func.timezone("UTC", column), Date)
+
+    def utc_week(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(func.date_trunc("week", func.timezone("UTC", column)), Date)  # ISO weeks start Monday
 
     def json_object(self, fields: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
         # float8 is rendered in its shortest exact form and JSONB as it is; timestamps in UTC, whatever the

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     # Imported when first used: a command that reads sessions need not import the library (and Pillow),
     # the gallery or the whole-database operations.
     from edi_storage.ops.maintenance import Maintenance
+    from edi_storage.services.analytics import AnalyticsService
     from edi_storage.services.gallery import GalleryService
     from edi_storage.services.library import LibraryService
 
@@ -76,6 +77,12 @@ class UnitOfWork:
         from edi_storage.services.gallery import GalleryService
 
         return GalleryService(self._joined, self._recorder)
+
+    @cached_property
+    def analytics(self) -> AnalyticsService:
+        from edi_storage.services.analytics import AnalyticsService
+
+        return AnalyticsService(self._joined, self._recorder)
 
 
 class Storage:
@@ -183,6 +190,12 @@ class Storage:
         from edi_storage.services.gallery import GalleryService
 
         return GalleryService(self._own_transaction, self.recorder)
+
+    @cached_property
+    def analytics(self) -> AnalyticsService:
+        from edi_storage.services.analytics import AnalyticsService
+
+        return AnalyticsService(self._own_transaction, self.recorder)
 
     def schema_status(self) -> SchemaStatus:
         with database_errors(), self.engine.connect() as connection:
