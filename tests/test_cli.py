@@ -241,6 +241,21 @@ def test_tags_metadata_and_one_row_corrected_from_the_command_line(url: str, tmp
     assert_usage_error(invoke("row", "delete", "prompts", "1", url=url), "'prompts'", "'prompt'")
 
 
+def test_reports_print_tables_and_charts_and_json(url: str) -> None:
+    assert invoke("report", "feedback", url=url).stdout.strip() == "feedback: none"
+    assert invoke("demo", "--sessions", "40", url=url).exit_code == 0
+    feedback = invoke("report", "feedback", url=url)
+    assert feedback.exit_code == 0 and "accept" in feedback.stdout and "█" in feedback.stdout
+    assert sum(parsed(invoke("report", "feedback", "--json", url=url))["per_type"].values()) > 0
+    labels = parsed(invoke("report", "labels", "--limit", "2", "--json", url=url))
+    assert len(labels) == 2 and labels[0]["entities"] >= labels[1]["entities"]
+    trend = invoke("report", "trend", "--period", "WEEK", url=url)
+    assert trend.exit_code == 0 and "sessions" in trend.stdout and any(c in trend.stdout for c in "▁▂▃▄▅▆▇█")
+    weeks = parsed(invoke("report", "trend", "--period", "week", "--json", url=url))
+    assert sum(p["sessions"] for p in weeks) == 40
+    assert_usage_error(invoke("report", "trend", "--from", "soon", url=url), "'--from'", "'soon'")
+
+
 def test_flags_naming_a_choice_take_it_in_any_case(history_url: str) -> None:
     completed = parsed(invoke("history", "--status", "COMPLETED", "--json", url=history_url))
     assert [row["id"] for row in completed] == ["s2", "s1"]

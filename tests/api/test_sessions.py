@@ -284,3 +284,29 @@ def test_tags_and_metadata_are_changed_by_patch(client: TestClient) -> None:
     assert (stored["session_tags"], stored["session_metadata"]) == (["storm"], {"lens": 23})
     assert client.patch(f"{SESSIONS}/missing/tags", json={"add": ["a"]}).status_code == 404
     assert problem(client.patch(f"{SESSIONS}/{session_id}/tags", json={"add": "a"}))[0]["field"] == "add"
+
+
+# -- /api/analytics --------------------------------------------------------------------------------
+def test_analytics_endpoints(client: TestClient) -> None:
+    graph = {
+        "image_path": "a.jpg",
+        "naive_prompt": "b",
+        "created_at": "2026-03-02T10:00:00Z",
+        "model_version": "v1",
+        "status": "completed",
+        "final_alignment_score": 0.8,
+        "entities": [{"entity_id": "sky_0", "label": "sky", "confidence": 0.9}],
+        "validations": [{"attempt_number": 1, "alignment_score": 0.7}],
+        "feedback": [{"feedback_type": "accept", "rating": 4}],
+    }
+    assert client.post(f"{SESSIONS}/", json=graph).status_code == 201
+    feedback = client.get("/api/analytics/feedback").json()
+    assert feedback["per_type"]["accept"] == 1 and feedback["ratings"]["4"] == 1
+    assert client.get("/api/analytics/labels", params={"limit": 5}).json()[0]["label"] == "sky"
+    weeks = client.get("/api/analytics/trend", params={"period": "week", "by_model": "true"}).json()
+    assert weeks == [
+        {"period": "2026-03-02", "model_version": "v1", "sessions": 1, "completed": 1,
+         "average_alignment": 0.8, "average_quality": None}
+    ]  # fmt: skip
+    assert problem(client.get("/api/analytics/trend", params={"period": "month"}))[0]["field"] == "period"
+    assert problem(client.get("/api/analytics/trend", params={"date_from": "0.5"}))[0]["field"] == "date_from"

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from edi_storage.api import gallery, health, library, sessions
+from edi_storage.api import analytics, gallery, health, library, sessions
 from edi_storage.api.errors import http_error_response
 from edi_storage.api.guards import (
     DEFAULT_MAX_BODY_BYTES,
@@ -50,12 +50,13 @@ UPLOAD_PATHS = frozenset({"/api/prompts", "/api/prompts/"})  # POST takes a mult
 
 
 def router(storage: Storage, *, token: str | None = None) -> APIRouter:
-    """Every route (``/api/prompts``, ``/api/sessions``, ``/api/gallery``, ``/api/health``) over
+    """Every route (``/api/prompts``, ``/api/sessions``, ``/api/gallery``, ``/api/analytics``,
+    ``/api/health``) over
     ``storage``, which the caller owns: the router never closes it. With a ``token``, every route but the
     health check requires ``Authorization: Bearer <token>`` (and the OpenAPI document says so)."""
     combined = APIRouter()
     dependencies = [Depends(bearer_dependency(token))] if token else []
-    for area in (library, sessions, gallery):
+    for area in (library, sessions, gallery, analytics):
         combined.include_router(area.router(storage), dependencies=dependencies)
     combined.include_router(health.router(storage))
     return combined

@@ -17,6 +17,7 @@ from edi_storage.cli import (  # noqa: F401 (each module registers its commands 
     gallery,
     library,
     maintenance,
+    report,
     serve,
     sessions,
     state,
