@@ -622,9 +622,46 @@ def test_import_dash_reads_an_export_or_a_session_from_standard_input(url: str, 
     assert_usage_error(invoke("import", str(tmp_path / "absent.json"), url=url), "'FILE'", "absent.json")
 
 
+def test_a_failed_forced_export_leaves_the_existing_file_whole(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edi_storage.ops import transfer
+
+    out = tmp_path / "kept.jsonl"
+    out.write_text("the user's own file\n")
+
+    def fails_half_way(storage: Storage, handle: Any, progress: Any = None) -> dict[str, int]:
+        handle.write('{"kind": "session"}\n')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(transfer, "export_all", fails_half_way)
+    result = invoke("export", "--all", "--out", str(out), "--force", url=url)
+    assert result.exit_code == 1 and "disk full" in result.stderr
+    assert out.read_text() == "the user's own file\n"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".kept.jsonl.")]  # no temp left
+
+
+def test_standard_input_is_named_as_such_in_messages(url: str) -> None:
+    result = runner.invoke(app, ["--url", url, "import", "-"], input="not json\n", env={"COLUMNS": "200"})
+    assert (
+        result.exit_code == 1
+        and "standard input" in result.stderr
+        and "edi-storage-import-" not in result.stderr
+    )
+
+
+def test_a_bad_url_or_history_file_is_a_usage_error_naming_the_flag(url: str, tmp_path: Path) -> None:
+    assert_usage_error(invoke("stats", url="notaurl"), "'--url'", "is not a database URL", "'notaurl'")
+    garbage = tmp_path / "h.json"
+    garbage.write_text("garbage")
+    assert_usage_error(invoke("health", "--history", str(garbage), url=url), "'--history'", "health history")
+
+
 def test_long_reports_print_counts_first_and_list_at_most_the_limit(url: str) -> None:
     """976 ids, 145 files or 52 tables must not scroll the summary away: --limit, --all, --json."""
     assert invoke("demo", "--sessions", "30", url=url).exit_code == 0
+    nothing = invoke("prune", "--older-than-days", "100000", "--dry-run", url=url)
+    assert nothing.stdout.strip() == "nothing to prune: no session matches"
     dry = invoke("prune", "--older-than-days", "0", "--dry-run", "--limit", "3", url=url)
     assert dry.exit_code == 0, dry.output
     lines = dry.stdout.splitlines()

@@ -230,7 +230,7 @@ def test_vacuum_reports_the_database_size_on_either_backend(storage: Storage) ->
     report = storage.maintenance.vacuum()
     if storage.engine.dialect.name == "postgresql":
         assert (report.bytes_before or 0) > 0 and (report.bytes_after or 0) > 0
-        assert report.freed_bytes == (report.bytes_before or 0) - (report.bytes_after or 0)
+        assert report.freed_bytes is None  # VACUUM returns no space to the OS there; FULL would
     else:
         assert report.bytes_before is report.bytes_after is report.freed_bytes is None
     assert storage.sessions.get_session_count() == 20

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 
-# Given to the root app and every sub-app: ``-h`` as well as ``--help``, as in git, pip and sqlite-utils.
+# ``-h`` as well as ``--help``, as in git, pip and sqlite-utils: set on the root app, and Click gives
+# every sub-command the root's help option names.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 

@@ -39,31 +39,31 @@ def upgrade(
     """Migrate the database to the newest schema (a SQLite file is backed up first)."""
     from edi_storage.migrate.safety import last_pre_upgrade_backup
 
-    state: Cli = ctx.obj
-    created = state.new_sqlite_file()
-    with state.storage(create=True) as storage:
+    cli: Cli = ctx.obj
+    created = cli.new_sqlite_file()
+    with cli.storage(create=True) as storage:
         before = storage.current_revision()
         # None leaves the choice to Settings (EDI_STORAGE_BACKUP_BEFORE_UPGRADE, on by default).
         storage.upgrade(backup=False if no_backup else None)
         after = storage.current_revision()
         backup = last_pre_upgrade_backup(storage.url)
     if backup is not None:
-        state.out.print(Text(f"checked backup before the upgrade: {backup}"))
+        cli.out.print(Text(f"checked backup before the upgrade: {backup}"))
     if created is not None:
-        state.out.print(Text(f"created {created} at the newest revision: {after}"))
+        cli.out.print(Text(f"created {created} at the newest revision: {after}"))
     elif before == after:
-        state.out.print(Text(f"already at the newest revision: {after}"))
+        cli.out.print(Text(f"already at the newest revision: {after}"))
     else:
-        state.out.print(Text(f"upgraded: {before or 'none'} -> {after}"))
+        cli.out.print(Text(f"upgraded: {before or 'none'} -> {after}"))
 
 
 @command()
 def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show the database's schema revision and how it stands against this release."""
-    state: Cli = ctx.obj
-    if (missing := state.new_sqlite_file()) is not None:
+    cli: Cli = ctx.obj
+    if (missing := cli.new_sqlite_file()) is not None:
         raise DatabaseUnavailable(f"there is no database at {missing}; `edi-storage upgrade` creates one")
-    with state.storage() as storage:
+    with cli.storage() as storage:
         status = storage.schema_status()
         url = storage.url.render_as_string(hide_password=True)
     if as_json:
@@ -76,8 +76,8 @@ def current(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             }
         )
         return
-    state.out.print(status_table(url, status))
+    cli.out.print(status_table(url, status))
     from edi_storage.migrate.state import SchemaState
 
     if status.state in {SchemaState.BEHIND, SchemaState.REFERENCE}:
-        state.out.print(Text("run `edi-storage upgrade` to migrate it", style="yellow"))
+        cli.out.print(Text("run `edi-storage upgrade` to migrate it", style="yellow"))

@@ -47,15 +47,19 @@ def one_line(error: Exception) -> str:
 
 
 def _flags(ctx: typer.Context) -> dict[str, str]:
-    """Each parameter's Python name and what the user types for it: its longest flag, or its metavar."""
+    """Each parameter's Python name and what the user types for it: its longest flag, or its metavar;
+    the command's own first, then its groups' (``--url`` is the root's)."""
     flags: dict[str, str] = {}
-    for param in ctx.command.params:
-        if param.name is None:
-            continue
-        if param.param_type_name == "option":
-            flags[param.name] = max(param.opts, key=len)
-        else:
-            flags[param.name] = getattr(param, "metavar", None) or param.name.upper()
+    context: typer.Context | None = ctx
+    while context is not None:
+        for param in context.command.params:
+            if param.name is None or param.name in flags:
+                continue
+            if param.param_type_name == "option":
+                flags[param.name] = max(param.opts, key=len)
+            else:
+                flags[param.name] = getattr(param, "metavar", None) or param.name.upper()
+        context = context.parent  # type: ignore[assignment]
     for field, name in FIELD_PARAMS.items():
         if name in flags:
             flags[field] = flags[name]

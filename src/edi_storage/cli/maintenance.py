@@ -16,6 +16,7 @@ from edi_storage.cli.render import (
     ListLimit,
     cells,
     fmt,
+    left_out,
     listing,
     or_none,
     print_json,
@@ -164,10 +165,15 @@ def vacuum(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     with cli.storage() as storage:
         report = storage.maintenance.vacuum()
     if as_json:
-        print_json({**report.model_dump(mode="json"), "freed_bytes": report.freed_bytes})
+        print_json(report.model_dump(mode="json"))
         return
     before, after = size_text(report.bytes_before), size_text(report.bytes_after)
-    cli.out.print(Text(f"vacuumed: {before} -> {after}, freed {size_text(report.freed_bytes)}"))
+    if report.freed_bytes is None:
+        cli.out.print(
+            Text(f"vacuumed: {before} -> {after} (space of dead rows reusable; none returned to the OS)")
+        )
+    else:
+        cli.out.print(Text(f"vacuumed: {before} -> {after}, freed {size_text(report.freed_bytes)}"))
 
 
 for _name, _summary, _done in (
@@ -210,7 +216,7 @@ def prune(
         print_json({"sessions": report.sessions, "audit_rows": report.audit_rows, "dry_run": report.dry_run,
                     "session_ids": report.session_ids if dry_run else None})  # fmt: skip
         return
-    if dry_run:
+    if dry_run and report.sessions:
         cli.out.print(Text(f"would archive and delete {report.sessions} sessions, oldest first:"))
         listing(cli.out, report.session_ids, limit=None if show_all else limit)
     elif not report.sessions:
@@ -218,7 +224,7 @@ def prune(
     else:
         gone = f"{report.sessions} sessions, {report.audit_rows} audit rows"
         cli.out.print(Text(f"archived to {archive} and deleted {gone}"))
-    if vacuumed is not None:
+    if vacuumed is not None and vacuumed.freed_bytes is not None:
         cli.out.print(Text(f"vacuumed: freed {size_text(vacuumed.freed_bytes)}"))
 
 
@@ -260,8 +266,7 @@ def health(
         grew = None if growth is None else ("-" if growth < 0 else "+") + size_text(abs(growth))
         result.add_row(*cells(name, report.rows.get(name), size_text(size), grew))
     cli.out.print(or_none(result))
-    if len(shown) < len(largest):
-        cli.out.print(Text(f"  … and {len(largest) - len(shown)} more (--all lists every one)", style="dim"))
+    left_out(cli.out, len(largest) - len(shown))
 
 
 @command()

@@ -59,8 +59,13 @@ def listing(console: Console, lines: Sequence[str], *, limit: int | None) -> Non
     shown = lines if limit is None else lines[:limit]
     for line in shown:
         console.print(Text(f"  {line}"))
-    if len(lines) > len(shown):
-        console.print(Text(f"  … and {len(lines) - len(shown)} more (--all lists every one)", style="dim"))
+    left_out(console, len(lines) - len(shown))
+
+
+def left_out(console: Console, count: int) -> None:
+    """How many a listing or table left out, and how to see them (nothing when none was)."""
+    if count > 0:
+        console.print(Text(f"  … and {count} more (--all lists every one)", style="dim"))
 
 
 def or_none(result: Table) -> RenderableType:

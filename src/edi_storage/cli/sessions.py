@@ -143,8 +143,8 @@ def history(
     as_json: JsonFlag = False,
 ) -> None:
     """List sessions, newest first, filtered."""
-    state: Cli = ctx.obj
-    with state.storage() as storage:
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
         sessions = storage.sessions.query_history(
             limit=limit,
             offset=offset,
@@ -160,9 +160,9 @@ def history(
     if as_json:
         print_json([s.model_dump(mode="json") for s in sessions])
     elif sessions:
-        state.out.print(history_table(sessions))
+        cli.out.print(history_table(sessions))
     else:
-        state.out.print(Text("no sessions match"))
+        cli.out.print(Text("no sessions match"))
 
 
 @command()
@@ -172,27 +172,27 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show one session with its prompts, entities, validations and feedback."""
-    state: Cli = ctx.obj
-    with state.storage() as storage:
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
         detail = storage.sessions.load_session(session_id)
     if detail is None:
         raise NotFound("session", session_id)
     if as_json:
         print_json(detail.model_dump(mode="json"))
     else:
-        state.out.print(session_view(detail))
+        cli.out.print(session_view(detail))
 
 
 @command()
 def stats(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Count sessions per status, with the completed ones' average score."""
-    state: Cli = ctx.obj
-    with state.storage() as storage:
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
         statistics = storage.sessions.get_statistics()
     if as_json:
         print_json(statistics.model_dump(mode="json"))
     else:
-        state.out.print(statistics_table(statistics))
+        cli.out.print(statistics_table(statistics))
 
 
 @command()
@@ -211,15 +211,15 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the audit trail: who changed which row, when, and how."""
-    state: Cli = ctx.obj
-    with state.storage() as storage:
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
         entries = storage.audit.get_audit_trail(
             table_name=table_name, record_id=record, operation=operation, since=since, limit=limit
         )
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
     else:
-        state.out.print(or_none(audit_table(entries)))
+        cli.out.print(or_none(audit_table(entries)))
 
 
 @command()

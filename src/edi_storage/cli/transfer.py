@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import TaskID
@@ -22,33 +25,51 @@ if TYPE_CHECKING:
     from edi_storage.schemas.sessions import SessionCreate
 
 
-def json_items(path: Path) -> list[Any]:
+def json_items(path: Path, name: str | None = None) -> list[Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:  # not UTF-8, or not JSON
-        raise InvalidInput.single(str(path), "is not a JSON file", str(error)) from None
+        raise InvalidInput.single(name or str(path), "is not a JSON file", str(error)) from None
     return data if isinstance(data, list) else [data]
 
 
 STDIN = Path("-")
+STDIN_NAME = "standard input"
 
 
 def spool_stdin(directory: Path) -> Path:
-    """Standard input written to a file in ``directory``: an export is read twice (checked whole, then
-    written), and a pipe can be read once. Named ``stdin.jsonl`` when its first line is an export's
-    record (``{"kind": ...}``), else ``stdin.json`` (session graphs)."""
-    data = sys.stdin.buffer.read()
-    first = data.lstrip().split(b"\n", 1)[0]
+    """Standard input copied to a file in ``directory`` (a pipe can be read once, and an export is read
+    twice: checked whole, then written), in chunks, never whole in memory. Named ``stdin.jsonl`` when
+    its first line is an export's record (``{"kind": ...}``), else ``stdin.json`` (session graphs)."""
+    first = sys.stdin.buffer.readline()
     try:
         record = json.loads(first)
     except ValueError:
         record = None
     path = directory / ("stdin.jsonl" if isinstance(record, dict) and "kind" in record else "stdin.json")
-    path.write_bytes(data)
+    with path.open("wb") as spooled:
+        spooled.write(first)
+        shutil.copyfileobj(sys.stdin.buffer, spooled)
     return path
 
 
-def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
+@contextmanager
+def written_atomically(target: Path) -> Iterator[IO[str]]:
+    """A file that becomes ``target`` only once everything is written: a failure half-way leaves an
+    existing ``target`` as it was (``--force`` replaces a file, it does not truncate one first)."""
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, on both paths)
+        "w", encoding="utf-8", dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def read_sessions(paths: Sequence[Path], names: dict[Path, str] | None = None) -> list[SessionCreate]:
     """Every session of every file, validated before anything is written.
 
     The service validates each batch on its own; checking everything first means that a typo in the
@@ -61,8 +82,9 @@ def read_sessions(paths: Sequence[Path]) -> list[SessionCreate]:
     errors: list[FieldError] = []
     first_seen: dict[str, str] = {}
     for path in paths:
-        for index, item in enumerate(json_items(path)):
-            where = f"{path.name}[{index}]"
+        name = (names or {}).get(path, path.name)
+        for index, item in enumerate(json_items(path, (names or {}).get(path))):
+            where = f"{name}[{index}]"
             try:
                 session = parse(SessionCreate, item, prefix=f"{where}.")
             except InvalidInput as error:
@@ -115,7 +137,7 @@ def import_(
     the same id is a conflict: nothing is imported unless --replace or --merge says what to do."""
     from edi_storage.ops.transfer import ImportMode
 
-    state: Cli = ctx.obj
+    cli: Cli = ctx.obj
     if replace and merge:
         raise typer.BadParameter("give --replace or --merge, not both", param_hint="--replace/--merge")
     mode = ImportMode.REPLACE if replace else ImportMode.MERGE if merge else ImportMode.REFUSE
@@ -126,21 +148,30 @@ def import_(
         if path != STDIN and not path.is_file():
             raise typer.BadParameter(f"file {str(path)!r} does not exist.", param_hint="'FILE'")
     with tempfile.TemporaryDirectory(prefix="edi-storage-import-") as spool:
-        files = [spool_stdin(Path(spool)) if f == STDIN else f for f in files]
-        imported = _import(state, files, mode, audit=not no_audit, actor=actor, verify=not unverified)
-    state.out.print(Text(f"imported {imported} sessions from {len(files)} files"))
+        names = {spool_stdin(Path(spool)): STDIN_NAME} if STDIN in files else {}
+        files = [next(iter(names)) if f == STDIN else f for f in files]
+        imported = _import(cli, files, names, mode, audit=not no_audit, actor=actor, verify=not unverified)
+    cli.out.print(Text(f"imported {imported} sessions from {len(files)} files"))
 
 
 def _import(
-    state: Cli, files: list[Path], mode: ImportMode, *, audit: bool, actor: str | None, verify: bool
+    cli: Cli,
+    files: list[Path],
+    names: dict[Path, str],
+    mode: ImportMode,
+    *,
+    audit: bool,
+    actor: str | None,
+    verify: bool,
 ) -> int:
-    """The sessions imported from these files (.jsonl exports first, then session graphs)."""
+    """The sessions imported from these files (.jsonl exports first, then session graphs); ``names``:
+    what to call a file in messages (standard input, spooled)."""
     from edi_storage.ops.transfer import import_all, import_sessions
 
     everything = [f for f in files if f.suffix == ".jsonl"]
-    sessions = read_sessions([f for f in files if f.suffix != ".jsonl"])
+    sessions = read_sessions([f for f in files if f.suffix != ".jsonl"], names)
     imported = 0
-    with state.storage() as storage, progress_bar(state.err) as progress:
+    with cli.storage() as storage, progress_bar(cli.err) as progress:
         tasks: dict[str, TaskID] = {}
 
         def advance(kind: str, n: int) -> None:
@@ -150,11 +181,11 @@ def _import(
 
         for path in everything:
             report = import_all(storage, path, advance, mode=mode, audit=audit, actor=actor, verify=verify)
-            state.err.print(Text(f"{path}: {report.summary()}"))
+            cli.err.print(Text(f"{names.get(path, str(path))}: {report.summary()}"))
             imported += report.total("session")
         if sessions:
             report = import_sessions(storage, sessions, mode=mode, audit=audit, actor=actor)
-            state.err.print(Text(f"session files: {report.summary()}"))
+            cli.err.print(Text(f"session files: {report.summary()}"))
             imported += report.total("session")
     return imported
 
@@ -172,7 +203,7 @@ def export(
     """Write one session graph as JSON, or with --all everything as JSON Lines; `import` reads both."""
     from edi_storage.ops.transfer import export_all
 
-    state: Cli = ctx.obj
+    cli: Cli = ctx.obj
     if everything == (session_id is not None):
         raise InvalidInput.single(
             "session_id", "give a session id or --all, not both and not neither", session_id
@@ -180,18 +211,14 @@ def export(
     if out is not None and out.exists() and not force:
         raise InvalidInput.single("out", "exists: give --force to overwrite it", str(out))
     if everything:
-        with state.storage() as storage, progress_bar(state.err) as progress:
+        with cli.storage() as storage, progress_bar(cli.err) as progress:
             task = progress.add_task("exporting", total=None)
-            handle = out.open("w", encoding="utf-8") if out is not None else sys.stdout
-            try:
+            with written_atomically(out) if out is not None else nullcontext(sys.stdout) as handle:
                 counts = export_all(storage, handle, lambda _kind, n: progress.advance(task, n))
-            finally:
-                if out is not None:
-                    handle.close()
-        state.err.print(Text("exported " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
+        cli.err.print(Text("exported " + ", ".join(f"{n} {kind}s" for kind, n in counts.items())))
         return
     assert session_id is not None
-    with state.storage() as storage:
+    with cli.storage() as storage:
         detail = storage.sessions.load_session(session_id)
     if detail is None:
         raise NotFound("session", session_id)
@@ -201,5 +228,6 @@ def export(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text + "\n", encoding="utf-8")
-        state.err.print(Text(f"exported session {session_id} to {out}"))
+        with written_atomically(out) as handle:
+            handle.write(text + "\n")
+        cli.err.print(Text(f"exported session {session_id} to {out}"))

@@ -367,7 +367,7 @@ class Maintenance:
         """
         sizes = self.size()
         objects = sizes.objects
-        previous: dict[str, Any] = json.loads(history.read_text()) if history and history.exists() else {}
+        previous = _health_history(history) if history is not None and history.exists() else {}
         now = utcnow()
         growth = {
             name: size - int(previous.get("objects", {}).get(name, 0)) for name, size in objects.items()
@@ -395,9 +395,10 @@ class Maintenance:
         return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
 
     def vacuum(self) -> VacuumReport:
-        """Rewrite the database without its free space (deleting rows alone never shrinks a file), and
-        say how many bytes that freed. Under WAL the rewritten pages land in the WAL first, so SQLite's
-        file is checkpointed right after (and measured after that)."""
+        """SQLite: rewrite the file without its free pages (deleting rows alone never shrinks it) and say
+        how many bytes that freed; under WAL the rewritten pages land in the WAL first, so the file is
+        checkpointed right after (and measured after that). PostgreSQL: VACUUM ANALYZE, which makes dead
+        rows' space reusable and refreshes the planner's statistics (see VacuumReport)."""
         with database_errors(), self._storage.engine.connect() as conn:
             before = self._database_bytes(conn)
             conn.rollback()
@@ -406,7 +407,9 @@ class Maintenance:
         with database_errors(), self._storage.engine.connect() as conn:
             after = self._database_bytes(conn)
             conn.rollback()
-        return VacuumReport(bytes_before=before, bytes_after=after)
+        shrinks = is_sqlite(self._storage.url) and before is not None and after is not None
+        freed = before - after if shrinks and before is not None and after is not None else None
+        return VacuumReport(bytes_before=before, bytes_after=after, freed_bytes=freed)
 
     def analyze(self) -> None:
         with database_errors(), self._storage.engine.connect() as conn:
@@ -418,6 +421,20 @@ class Maintenance:
             return
         with database_errors(), self._storage.engine.connect() as conn:
             self.dialect.outside_transaction(conn, self.dialect.checkpoint_sql)
+
+
+def _health_history(path: Path) -> dict[str, Any]:
+    """The report a health history file keeps (``health --history`` wrote it); InvalidInput naming the
+    file when it is not one."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        kept = None
+    if not isinstance(kept, dict) or not isinstance(kept.get("objects", {}), dict):
+        raise InvalidInput.single(
+            "history", "is not a health history file (JSON written by health)", str(path)
+        )
+    return kept
 
 
 def _amcheck(conn: Connection) -> tuple[str, str | None]:

@@ -43,16 +43,15 @@ class SizeReport(OutputModel):
 
 class VacuumReport(OutputModel):
     """The database's bytes before and after VACUUM: the file on SQLite (None for a database in memory,
-    which has none), pg_database_size on PostgreSQL."""
+    which has none), pg_database_size on PostgreSQL.
+
+    ``freed_bytes`` is what the file shrank by on SQLite, whose VACUUM rewrites it. PostgreSQL's VACUUM
+    makes dead rows' space reusable inside the tables and returns none of it to the operating system
+    (that takes VACUUM FULL, which locks every table), so there it is None: the size may even grow."""
 
     bytes_before: int | None
     bytes_after: int | None
-
-    @property
-    def freed_bytes(self) -> int | None:
-        if self.bytes_before is None or self.bytes_after is None:
-            return None
-        return self.bytes_before - self.bytes_after
+    freed_bytes: int | None
 
 
 class BackupReport(OutputModel):
