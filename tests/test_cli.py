@@ -256,6 +256,21 @@ def test_reports_print_tables_and_charts_and_json(url: str) -> None:
     assert_usage_error(invoke("report", "trend", "--from", "soon", url=url), "'--from'", "'soon'")
 
 
+def test_gallery_scores_and_delete_from_the_command_line(url: str, tmp_path: Path) -> None:
+    (tmp_path / "img.png").write_bytes(b"png")
+    with Storage(url) as storage:
+        image_id = storage.gallery.add_image({"filename": "img.png", "prompt": "p", "model_id": "m"}).id
+    assert invoke("gallery", "scores", str(image_id), "--final", "8.5", url=url).exit_code == 0
+    with Storage(url) as storage:
+        assert storage.gallery.get_image(image_id).final_score == 8.5
+    assert_usage_error(
+        invoke("gallery", "scores", str(image_id), "--final", "12", url=url), "'--final'", "12"
+    )
+    assert_usage_error(invoke("gallery", "scores", str(image_id), url=url), "at least one score", "--final")
+    deleted = invoke("gallery", "delete", str(image_id), "--gallery-dir", str(tmp_path), url=url)
+    assert deleted.exit_code == 0 and "and its file" in deleted.stdout and not (tmp_path / "img.png").exists()
+
+
 def test_flags_naming_a_choice_take_it_in_any_case(history_url: str) -> None:
     completed = parsed(invoke("history", "--status", "COMPLETED", "--json", url=history_url))
     assert [row["id"] for row in completed] == ["s2", "s1"]

@@ -55,3 +55,10 @@ class ChildKind(StrEnum):
     ENTITY = "entity"
     VALIDATION = "validation"
     FEEDBACK = "feedback"
+
+
+class Period(StrEnum):
+    """How a trend groups sessions: by UTC day, or by ISO week (starting on Monday)."""
+
+    DAY = "day"
+    WEEK = "week"

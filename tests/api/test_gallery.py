@@ -192,3 +192,13 @@ def test_creation_run_errors(client: TestClient) -> None:
     assert problem(client.post(f"{GALLERY}/creation-runs/{2**31}/complete"))[0]["field"] == "run_id"
     assert client.post(f"{GALLERY}/creation-runs/x/complete").status_code == 404
     assert problem(client.post(f"{GALLERY}/creation-runs", json={"theme": 3}))[0]["field"] == "theme"
+
+
+def test_scores_are_patched_and_an_image_deleted(client: TestClient) -> None:
+    image = add_image(client, "p.png", final_score=3.0)
+    patched = client.patch(f"{GALLERY}/images/{image['id']}/scores", json={"final_score": 9.5})
+    assert patched.status_code == 200 and patched.json()["final_score"] == 9.5
+    assert client.patch(f"{GALLERY}/images/{image['id']}/scores", json={"clip_score": 2}).status_code == 422
+    assert client.delete(f"{GALLERY}/images/{image['id']}").status_code == 204
+    assert client.get(f"{GALLERY}/images/{image['id']}").status_code == 404
+    assert client.delete(f"{GALLERY}/images/{image['id']}").status_code == 404

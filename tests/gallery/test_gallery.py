@@ -260,3 +260,62 @@ def test_queries_match_answers_computed_in_python_on_factory_data(storage: Stora
     assert {k: n for k, (n, _) in got.items()} == {k: len(v) for k, v in by_tier.items()}
     for name, values in by_tier.items():  # the service rounds to 3 decimals; summation order may differ
         assert abs(got[name][1] - sum(values) / len(values)) <= 0.0006, name
+
+
+# -- scores after adding, deleting -----------------------------------------------------------------
+def test_scores_are_updated_after_adding_and_the_run_follows(storage: Storage) -> None:
+    run = storage.gallery.start_creation("dusk")
+    image = storage.gallery.add_image(
+        {
+            "filename": "s.png",
+            "prompt": "p",
+            "model_id": "m",
+            "final_score": 4.0,
+            "creation_session_id": run.id,
+        }
+    )
+    updated = storage.gallery.update_scores(image.id, {"final_score": 8.5, "clip_score": 0.31})
+    assert (updated.final_score, updated.clip_score, updated.aesthetic_score) == (8.5, 0.31, None)
+    assert storage.gallery.get_creation(run.id).avg_score == 8.5
+    with pytest.raises(InvalidInput, match="final_score"):
+        storage.gallery.update_scores(image.id, {"final_score": 11})
+    with pytest.raises(InvalidInput, match="at least one score"):
+        storage.gallery.update_scores(image.id, {})
+    with pytest.raises(NotFound):
+        storage.gallery.update_scores(999, {"final_score": 1})
+    assert storage.gallery.get_image(image.id).final_score == 8.5
+
+
+def test_deleting_an_image_deletes_its_file_only_when_asked_and_committed(
+    storage: Storage, tmp_path: Any
+) -> None:
+    run = storage.gallery.start_creation("dusk")
+    for name in ("keep.png", "go.png", "later.png"):
+        (tmp_path / name).write_bytes(b"png")
+    ids = {
+        name: storage.gallery.add_image(
+            {"filename": name, "prompt": "p", "model_id": "m", "creation_session_id": run.id}
+        ).id
+        for name in ("keep.png", "go.png", "later.png", "nofile.png", "../out.png")
+    }
+    assert storage.gallery.delete_image(ids["keep.png"]).file_deleted is None
+    assert (tmp_path / "keep.png").exists()
+    assert (
+        storage.gallery.delete_image(ids["go.png"], gallery_dir=tmp_path).file_deleted == tmp_path / "go.png"
+    )
+    assert not (tmp_path / "go.png").exists()
+    assert storage.gallery.delete_image(ids["nofile.png"], gallery_dir=tmp_path).file_missing
+    with pytest.raises(InvalidInput, match="leads out of"):
+        storage.gallery.delete_image(ids["../out.png"], gallery_dir=tmp_path)
+    assert storage.gallery.get_image(ids["../out.png"]).filename == "../out.png"  # refused whole
+    with pytest.raises(RuntimeError), storage.unit_of_work() as uow:
+        assert uow.gallery.delete_image(ids["later.png"], gallery_dir=tmp_path).file_pending is not None
+        raise RuntimeError("the unit of work rolls back")
+    assert (tmp_path / "later.png").exists() and storage.gallery.get_image(ids["later.png"])
+    with storage.unit_of_work() as uow:
+        uow.gallery.delete_image(ids["later.png"], gallery_dir=tmp_path)
+        assert (tmp_path / "later.png").exists()  # not before the commit
+    assert not (tmp_path / "later.png").exists()
+    assert storage.gallery.get_creation(run.id).images_created == 1
+    with pytest.raises(NotFound):
+        storage.gallery.delete_image(ids["go.png"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import Field
 
 from edi_storage.api.errors import StorageRoute, collection_route, responses
@@ -16,6 +16,7 @@ from edi_storage.schemas.gallery import (
     ImageCreate,
     ImageOut,
     QualityTier,
+    ScoreUpdate,
     TenPoint,
     TrainingResult,
     TrainingRunOut,
@@ -28,6 +29,7 @@ from edi_storage.vocabulary import CurationStatus
 
 PageSize = Annotated[int, Field(ge=1, le=MOST)]
 CREATED = status.HTTP_201_CREATED
+NO_CONTENT = status.HTTP_204_NO_CONTENT
 
 
 def router(storage: Storage) -> APIRouter:
@@ -85,6 +87,22 @@ def router(storage: Storage) -> APIRouter:
     def tag(image_id: RowId, tags: Tags) -> ImageOut:
         """Add tags (kept in order, no duplicates), or with ``replace`` set them."""
         return storage.gallery.tag(image_id, tags.tags, replace=tags.replace)
+
+    @api.patch("/images/{image_id:int}/scores", response_model=ImageOut, responses=responses(404, 422, 507))
+    def update_scores(image_id: RowId, scores: ScoreUpdate) -> ImageOut:
+        """Set the scores given (the others are kept); the image's creation run's average follows."""
+        return storage.gallery.update_scores(image_id, scores)
+
+    @api.delete(
+        "/images/{image_id:int}",
+        status_code=NO_CONTENT,
+        response_class=Response,
+        responses=responses(404, 422, 507),
+    )
+    def delete_image(image_id: RowId) -> None:
+        """Delete the image's row. Its file stays: the server is not told where the gallery's files are,
+        and deleting them is for the command line or Python, which name the folder."""
+        storage.gallery.delete_image(image_id)
 
     @api.get("/quality", response_model=list[QualityTier], responses=responses())
     def quality_distribution() -> list[QualityTier]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -108,6 +109,50 @@ def gallery_curate(
     with cli.storage() as storage:
         image = storage.gallery.curate(image_id, status)
     cli.out.print(Text(f"image {image.id} is {image.status.value}"))
+
+
+@command("scores", on=gallery_app)
+def gallery_scores(
+    ctx: typer.Context,
+    image_id: Annotated[int, typer.Argument(metavar="ID")],
+    aesthetic_score: Annotated[float | None, typer.Option("--aesthetic", help="0 to 10.")] = None,
+    clip_score: Annotated[float | None, typer.Option("--clip", help="0 to 1.")] = None,
+    technical_score: Annotated[float | None, typer.Option("--technical", help="0 to 1.")] = None,
+    final_score: Annotated[float | None, typer.Option("--final", help="0 to 10.")] = None,
+) -> None:
+    """Set an image's scores after it was added (the ones not given are kept)."""
+    given = {
+        "aesthetic_score": aesthetic_score,
+        "clip_score": clip_score,
+        "technical_score": technical_score,
+        "final_score": final_score,
+    }
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        image = storage.gallery.update_scores(image_id, {k: v for k, v in given.items() if v is not None})
+    cli.out.print(or_none(images_table([image], f"image {image.id}")))
+
+
+@command("delete", on=gallery_app)
+def gallery_delete(
+    ctx: typer.Context,
+    image_id: Annotated[int, typer.Argument(metavar="ID")],
+    gallery_dir: Annotated[
+        Path | None,
+        typer.Option(exists=True, file_okay=False, help="Also delete the image's file in this folder."),
+    ] = None,
+) -> None:
+    """Delete an image from the gallery; its file too when --gallery-dir says where it is."""
+    cli: Cli = ctx.obj
+    with cli.storage() as storage:
+        report = storage.gallery.delete_image(image_id, gallery_dir=gallery_dir)
+    if report.file_deleted is not None:
+        what = f", and its file {report.file_deleted}"
+    elif report.file_missing:
+        what = f"; its file was not in {gallery_dir}"
+    else:
+        what = " (its file, if any, is kept: --gallery-dir deletes it)"
+    cli.out.print(Text(f"deleted image {image_id} ({report.image.filename}){what}"))
 
 
 @command("feature", on=gallery_app)

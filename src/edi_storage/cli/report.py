@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from edi_storage.cli.app import Cli, app, command
 from edi_storage.cli.render import JsonFlag, cells, or_none, print_json, table
+from edi_storage.vocabulary import Period
 
 report_app = typer.Typer(
     help="Reports over the stored history: feedback, entity labels, trends.", no_args_is_help=True
@@ -93,8 +94,8 @@ def report_labels(
 def report_trend(
     ctx: typer.Context,
     period: Annotated[
-        Literal["day", "week"], typer.Option(case_sensitive=False, help="One row per UTC day or ISO week.")
-    ] = "day",
+        Period, typer.Option(case_sensitive=False, help="One row per UTC day or ISO week.")
+    ] = Period.DAY,
     by_model: Annotated[bool, typer.Option(help="A row per model version in each period.")] = False,
     date_from: Annotated[str | None, typer.Option("--from", help="Created at or after (ISO 8601).")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="Created at or before (ISO 8601).")] = None,
@@ -108,7 +109,7 @@ def report_trend(
         print_json([p.model_dump(mode="json") for p in points])
         return
     headings = ["period", *(["model"] if by_model else []), "sessions", "completed", "alignment", "quality"]
-    result = table(f"per {period} (UTC)", *headings)
+    result = table(f"per {period.value} (UTC)", *headings)
     most = max((p.sessions for p in points), default=0)
     for p in points:
         model = [p.model_version or "—"] if by_model else []

@@ -4,11 +4,12 @@ feedback type and rating, entity label, validation score exist for these)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field
 
 from edi_storage.schemas.common import InputModel, OutputModel, UTCDatetime
+from edi_storage.vocabulary import Period
 
 
 class FeedbackSummary(OutputModel):
@@ -40,7 +41,7 @@ class TrendPoint(OutputModel):
 
 
 class TrendQuery(InputModel):
-    period: Literal["day", "week"] = "day"
+    period: Period = Period.DAY
     by_model: bool = False
     date_from: UTCDatetime | None = None
     date_to: UTCDatetime | None = None

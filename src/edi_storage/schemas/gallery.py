@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field
@@ -67,6 +68,26 @@ class ImageOut(OutputModel):
     training_session_id: int | None
     created_at: datetime
     updated_at: datetime
+
+
+class ScoreUpdate(InputModel):
+    """Scores to set on an image (the ones not given are kept)."""
+
+    aesthetic_score: TenPoint | None = None
+    clip_score: Score | None = None
+    technical_score: Score | None = None
+    final_score: TenPoint | None = None
+
+
+class DeletedImage(OutputModel):
+    """The deleted image's row, and what became of its file: deleted (``file_deleted``, its path),
+    asked for but already missing (``file_missing``), to go when the enclosing unit of work commits
+    (``file_pending``), or not asked for (all three empty)."""
+
+    image: ImageOut
+    file_deleted: Path | None = None
+    file_missing: bool = False
+    file_pending: Path | None = None
 
 
 class TrainingStart(InputModel):

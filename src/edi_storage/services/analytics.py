@@ -23,7 +23,7 @@ from edi_storage.schemas.analytics import (
 )
 from edi_storage.schemas.common import parse
 from edi_storage.services.base import Service
-from edi_storage.vocabulary import FeedbackType, SessionStatus
+from edi_storage.vocabulary import FeedbackType, Period, SessionStatus
 
 
 class AnalyticsService(Service):
@@ -110,7 +110,7 @@ class AnalyticsService(Service):
     @measured("analytics.trend")
     def trend(
         self,
-        period: str = "day",
+        period: Period | str = Period.DAY,
         *,
         by_model: bool = False,
         date_from: Any = None,
@@ -130,7 +130,7 @@ class AnalyticsService(Service):
         with self._tx(readonly=True) as s:
             dialect = dialect_of(s)
             created = EditSession.created_at.expression
-            bucket = dialect.utc_day(created) if query.period == "day" else dialect.utc_week(created)
+            bucket = dialect.utc_day(created) if query.period is Period.DAY else dialect.utc_week(created)
             model: Any = EditSession.model_version if query.by_model else _no_model()
             completed = EditSession.status == SessionStatus.COMPLETED.value
             statement = (

@@ -12,15 +12,16 @@ takes the values a service writes (``synchronize_session``), so the two never di
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, insert, select, update
+from sqlalchemy import Integer, case, cast, delete, event, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from edi_storage.dialects import dialect_of
-from edi_storage.errors import Conflict, NotFound
+from edi_storage.errors import Conflict, InvalidInput, NotFound
 from edi_storage.models.base import columns_of, utcnow
 from edi_storage.models.gallery import CreationRun, GeneratedImage, TrainingRun
 from edi_storage.monitoring import measured
@@ -28,9 +29,11 @@ from edi_storage.schemas.common import InputModel, Text, check_limit, parse, row
 from edi_storage.schemas.gallery import (
     CreationRunOut,
     DailyCreation,
+    DeletedImage,
     ImageCreate,
     ImageOut,
     QualityTier,
+    ScoreUpdate,
     TrainingResult,
     TrainingRunOut,
     TrainingStart,
@@ -108,6 +111,40 @@ class GalleryService(Service):
             current = [] if replace else (self._image(s, image_id).tags or [])
             self._update(s, image_id, tags=list(dict.fromkeys([*current, *new_tags])))
             return self._image(s, image_id)
+
+    @measured("gallery.update_scores")
+    def update_scores(self, image_id: int, scores: ScoreUpdate | Mapping[str, Any]) -> ImageOut:
+        """Set the scores given (aesthetic, CLIP, technical, final; the others are kept), after the
+        image was added; its creation run's average follows."""
+        given = parse(ScoreUpdate, scores).model_dump(exclude_unset=True)
+        if not given:
+            names = " or ".join(ScoreUpdate.model_fields)
+            raise InvalidInput.single("scores", f"name at least one score to set ({names})", dict(scores))
+        with self._tx() as s:
+            run_id = self._update(s, image_id, **given)
+            if run_id is not None:
+                _refresh_creation(s, run_id)
+            return self._image(s, image_id)
+
+    @measured("gallery.delete_image")
+    def delete_image(self, image_id: int, *, gallery_dir: Path | None = None) -> DeletedImage:
+        """Delete an image's row (its creation run's counts follow). With ``gallery_dir``, also its file
+        there, once the deletion has committed: a transaction that rolls back keeps the row and the
+        file. Called on its own, that is before this returns; inside a unit of work, at its commit
+        (``file_pending`` names the file then). A filename that would lead out of ``gallery_dir`` is
+        refused before anything is deleted."""
+        outcome: dict[str, Any] = {}
+        with self._tx() as s:
+            image = self._image(s, image_id)
+            target = None if gallery_dir is None else _inside(gallery_dir, image_id, image)
+            s.execute(delete(IMAGE).where(IMAGE.id == image_id), execution_options=_EVALUATE)
+            if image.creation_session_id is not None:
+                _refresh_creation(s, image.creation_session_id)
+            if target is not None:
+                _on_commit(s, lambda: outcome.update(_remove(target)))
+        if target is None:
+            return DeletedImage(image=image)
+        return DeletedImage(image=image, **(outcome or {"file_pending": target}))
 
     def _update(self, s: Session, image_id: int, **values: Any) -> int | None:
         """Update one image; returns its creation run's id. NotFound for an unknown image."""
@@ -317,6 +354,40 @@ def _creation(s: Session, run_id: int) -> CreationRunOut:
     if row is None:
         raise NotFound("creation run", run_id)
     return CreationRunOut.model_validate(row)
+
+
+def _remove(path: Path) -> dict[str, Any]:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return {"file_missing": True}
+    return {"file_deleted": path}
+
+
+def _on_commit(s: Session, action: Callable[[], None]) -> None:
+    """Run ``action`` once ``s`` commits; never, if it rolls back first."""
+
+    def committed(_session: Session) -> None:
+        event.remove(s, "after_soft_rollback", rolled_back)
+        action()
+
+    def rolled_back(_session: Session, _previous: object) -> None:
+        event.remove(s, "after_commit", committed)
+        event.remove(s, "after_soft_rollback", rolled_back)
+
+    event.listen(s, "after_commit", committed, once=True)
+    event.listen(s, "after_soft_rollback", rolled_back)
+
+
+def _inside(gallery_dir: Path, image_id: int, image: ImageOut) -> Path:
+    """Where the image's file is in ``gallery_dir``; InvalidInput when its filename leads elsewhere."""
+    root = gallery_dir.resolve()
+    target = (root / image.filename).resolve()
+    if not target.is_relative_to(root):
+        raise InvalidInput.single(
+            "filename", f"of image {image_id} leads out of {gallery_dir}", image.filename
+        )
+    return target
 
 
 def _refresh_creation(s: Session, run_id: int) -> None:
