@@ -78,6 +78,11 @@ class SQLDialect:
         ordered = column.desc() if descending else column.asc()
         return (ordered.nulls_last(),)
 
+    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column`` compared by its characters' code points, as SQLite's default BINARY collation does,
+        so that an ORDER BY on text gives the same order on both databases."""
+        return column
+
     def native_nulls_last(self, *, descending: bool) -> bool:
         """Whether a plain ``ORDER BY column [DESC]`` already puts NULLs last here."""
         raise NotImplementedError
@@ -224,6 +229,9 @@ class PostgreSQLDialect(SQLDialect):
 
     def native_nulls_last(self, *, descending: bool) -> bool:
         return not descending  # NULL is the largest value in PostgreSQL
+
+    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return column.collate("C")
 
     def nulls_last(self, column: ColumnElement[Any], *, descending: bool) -> tuple[ColumnElement[Any], ...]:
         if not descending:

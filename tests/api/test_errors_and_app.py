@@ -138,7 +138,7 @@ def test_the_openapi_document_describes_the_real_bodies(shared_app: FastAPI) -> 
     operations = [
         (path, method, op) for path, item in document["paths"].items() for method, op in item.items()
     ]
-    assert len(operations) == 53  # 51 and the two health checks
+    assert len(operations) == 55  # 53 and the two health checks
     for path, method, operation in operations:
         has_input = bool(operation.get("parameters")) or "requestBody" in operation
         responses = operation["responses"]

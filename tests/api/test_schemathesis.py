@@ -92,7 +92,7 @@ def test_every_response_conforms_to_the_openapi_document(
         f"\nschemathesis ({mode.value}): {tally.operations} operations, {tally.examples} examples, "
         f"{len(tally.failures)} failures, {len(tally.not_applicable)} without inputs to invalidate"
     )
-    assert tally.operations == 53
+    assert tally.operations == 55
     assert tally.examples >= tally.operations * 3
     assert not tally.failures, "\n\n".join(tally.failures)
 

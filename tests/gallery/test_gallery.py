@@ -319,3 +319,30 @@ def test_deleting_an_image_deletes_its_file_only_when_asked_and_committed(
     assert storage.gallery.get_creation(run.id).images_created == 1
     with pytest.raises(NotFound):
         storage.gallery.delete_image(ids["go.png"])
+
+
+def test_a_rolled_back_savepoint_keeps_the_pending_file_deletion(storage: Storage, tmp_path: Any) -> None:
+    (tmp_path / "b.png").write_bytes(b"png")
+    image_id = storage.gallery.add_image({"filename": "b.png", "prompt": "p", "model_id": "m"}).id
+    with storage.unit_of_work() as uow:
+        uow.gallery.delete_image(image_id, gallery_dir=tmp_path)
+        with pytest.raises(RuntimeError), uow.session.begin_nested():
+            raise RuntimeError("an unrelated savepoint rolls back")
+    assert not (tmp_path / "b.png").exists()  # the unit of work committed the deletion: the file went
+
+
+@pytest.mark.parametrize("filename", [".", "sub", "sub/"])
+def test_a_filename_naming_the_folder_or_a_subfolder_is_refused_whole(
+    storage: Storage, tmp_path: Any, filename: str
+) -> None:
+    (tmp_path / "sub").mkdir()
+    image_id = storage.gallery.add_image({"filename": filename, "prompt": "p", "model_id": "m"}).id
+    with pytest.raises(InvalidInput, match="filename"):
+        storage.gallery.delete_image(image_id, gallery_dir=tmp_path)
+    assert storage.gallery.get_image(image_id).filename == filename
+
+
+@pytest.mark.parametrize("image_id", [0, 2**31, 2**40])
+def test_image_ids_are_bounded_alike_on_both_backends(storage: Storage, image_id: int) -> None:
+    with pytest.raises(InvalidInput, match="id"):
+        storage.gallery.update_scores(image_id, {"final_score": 1.0})

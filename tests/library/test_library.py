@@ -196,9 +196,10 @@ def test_prefix_search_takes_every_character_literally(library: Storage, query: 
     library.library.search(query, prefix=True)  # no error is the point; results are checked above
 
 
-def test_prefix_search_needs_a_letter_or_digit(library: Storage) -> None:
-    with pytest.raises(InvalidInput, match="letter or a digit"):
-        library.library.search("!!! ...", prefix=True)
+def test_prefix_search_of_punctuation_alone_finds_nothing(library: Storage) -> None:
+    """As a whole-word search of it does: neither holds a word to match."""
+    assert library.library.search("!!! ...", prefix=True) == []
+    assert library.library.search("!!! ...") == []
 
 
 PREFIX_QUERIES = ["sun", "mo", "a", "ne li", "cit nig", "100", "pure", "x", "SUNSET", "s m"]

@@ -122,3 +122,18 @@ def test_a_trend_over_a_date_range_reads_only_that_range(storage: Storage) -> No
             for n in nodes
         )
         assert not any(n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "sessions" for n in nodes)
+
+
+def test_orders_are_the_same_on_both_backends(storage: Storage) -> None:
+    """No model version sorts after every version, and labels tie by code point (B before a)."""
+    day = datetime(2026, 3, 4, 12, tzinfo=UTC)
+    storage.sessions.batch_save_sessions(
+        [
+            session("m", day, model_version="m1"),
+            session(
+                "n", day, entities=[{"entity_id": f"{x}_0", "label": x, "confidence": 0.5} for x in "baB"]
+            ),
+        ]
+    )
+    assert [p.model_version for p in storage.analytics.trend(by_model=True)] == ["m1", None]
+    assert [row.label for row in storage.analytics.labels()] == ["B", "a", "b"]

@@ -157,3 +157,20 @@ def test_concurrent_tag_changes_all_land(storage: Storage) -> None:
         and detail is not None
         and sorted(detail.session_tags or []) == sorted(f"tag-{n}" for n in range(8))
     )
+
+
+def test_a_change_that_changes_nothing_writes_nothing(stored: Storage) -> None:
+    before = stored.sessions.load_session("s1")
+    assert stored.sessions.change_tags("s1", add=["sky"], remove=["absent"]) == ["sky"]
+    assert stored.sessions.change_metadata("s1", {"camera": "x100"}) == {"camera": "x100"}
+    after = stored.sessions.load_session("s1")
+    assert before is not None and after is not None and after.updated_at == before.updated_at
+    assert stored.audit.get_audit_trail(table_name="sessions", operation="UPDATE") == []
+
+
+def test_errors_name_the_argument_passed_and_ids_are_bounded(stored: Storage) -> None:
+    with pytest.raises(InvalidInput, match=r"^keys\.0: "):
+        stored.sessions.remove_metadata("s1", ["a\x00"])
+    for bad in (0, 2**31, 2**40):
+        with pytest.raises(InvalidInput, match="id"):
+            stored.sessions.delete_child("prompt", bad)

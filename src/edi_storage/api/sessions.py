@@ -226,11 +226,7 @@ def router(storage: Storage) -> APIRouter:
     )
     def change_tags(session_id: PathSessionId, change: TagChange) -> SessionTags:
         """Add and remove tags in one transaction; the session's tags afterwards."""
-        with storage.unit_of_work() as uow:
-            tags = uow.sessions.add_tags(session_id, change.add)
-            if change.remove:
-                tags = uow.sessions.remove_tags(session_id, change.remove)
-        return SessionTags(tags=tags)
+        return SessionTags(tags=storage.sessions.change_tags(session_id, change.add, change.remove))
 
     @api.patch(
         "/{session_id:session_id}/metadata",
@@ -239,10 +235,7 @@ def router(storage: Storage) -> APIRouter:
     )
     def change_metadata(session_id: PathSessionId, change: MetadataChange) -> SessionMetadata:
         """Set and remove metadata keys in one transaction; the session's metadata afterwards."""
-        with storage.unit_of_work() as uow:
-            metadata = uow.sessions.set_metadata(session_id, change.set)
-            if change.remove:
-                metadata = uow.sessions.remove_metadata(session_id, change.remove)
+        metadata = storage.sessions.change_metadata(session_id, change.set, change.remove)
         return SessionMetadata(metadata=metadata)
 
     for collection, kind, schema in CHILD_ROUTES:

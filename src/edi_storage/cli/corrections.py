@@ -35,10 +35,8 @@ def tags(
 ) -> None:
     """Add and remove a session's tags in one transaction, and print them."""
     cli: Cli = ctx.obj
-    with cli.storage() as storage, storage.unit_of_work() as uow:
-        result = uow.sessions.add_tags(session_id, add or [])
-        if remove:
-            result = uow.sessions.remove_tags(session_id, remove)
+    with cli.storage() as storage:
+        result = storage.sessions.change_tags(session_id, add or [], remove or [])
     if as_json:
         print_json(result)
     else:
@@ -71,10 +69,8 @@ def metadata(
     """Set and remove a session's metadata keys in one transaction, and print the metadata."""
     cli: Cli = ctx.obj
     values = dict(_key_value(pair) for pair in set_ or [])
-    with cli.storage() as storage, storage.unit_of_work() as uow:
-        result = uow.sessions.set_metadata(session_id, values)
-        if remove:
-            result = uow.sessions.remove_metadata(session_id, remove)
+    with cli.storage() as storage:
+        result = storage.sessions.change_metadata(session_id, values, remove or [])
     print_json(result)  # metadata is JSON: printed as such, with or without --json
 
 
@@ -101,13 +97,17 @@ def row_update(
 ) -> None:
     """Replace one row's fields with those of FILE (validated whole, as when adding one)."""
     cli: Cli = ctx.obj
+    if str(file) != "-" and not file.is_file():  # not exists=True: Click would take "-" for a file
+        raise typer.BadParameter(f"file {str(file)!r} does not exist.", param_hint="'FILE'")
     text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except ValueError as error:
         raise InvalidInput.single("file", "is not JSON", str(error)) from None
-    if isinstance(data, dict):  # what `show --json` prints carries the row's id and session: not fields
-        data = {k: v for k, v in data.items() if k not in {"id", "session_id", "updated_at"}}
+    if not isinstance(data, dict):
+        raise InvalidInput.single("file", "must hold one JSON object (a row)", type(data).__name__)
+    # What `show --json` prints carries the row's id and session, which are not fields to set.
+    data = {k: v for k, v in data.items() if k not in {"id", "session_id", "updated_at"}}
     with cli.storage() as storage:
         storage.sessions.update_child(kind.value, row_id, data, session_id=session)
     cli.out.print(Text(f"updated {kind.value} {row_id}"))

@@ -24,6 +24,7 @@ FIELD_PARAMS = {
     "search_term": "search",
     "user_id": "user",
     "project_id": "project",
+    "values": "set_",  # metadata --set
 }
 
 # A field named inside a message ("give older_than_days or max_bytes"): only names with an underscore,

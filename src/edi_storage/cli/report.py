@@ -98,7 +98,10 @@ def report_trend(
     ] = Period.DAY,
     by_model: Annotated[bool, typer.Option(help="A row per model version in each period.")] = False,
     date_from: Annotated[str | None, typer.Option("--from", help="Created at or after (ISO 8601).")] = None,
-    date_to: Annotated[str | None, typer.Option("--to", help="Created at or before (ISO 8601).")] = None,
+    date_to: Annotated[
+        str | None,
+        typer.Option("--to", help="Created at or before this instant (ISO 8601; a date is its midnight)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Sessions, completions, alignment and prompt quality over time, with a sparkline of each."""

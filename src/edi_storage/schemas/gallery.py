@@ -6,7 +6,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from edi_storage.schemas.common import (
     InputModel,
@@ -71,7 +71,9 @@ class ImageOut(OutputModel):
 
 
 class ScoreUpdate(InputModel):
-    """Scores to set on an image (the ones not given are kept)."""
+    """Scores to set on an image (the ones not given are kept); at least one."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
     aesthetic_score: TenPoint | None = None
     clip_score: Score | None = None
@@ -88,6 +90,7 @@ class DeletedImage(OutputModel):
     file_deleted: Path | None = None
     file_missing: bool = False
     file_pending: Path | None = None
+    file_error: str | None = None  # the row is deleted, but its file could not be (permissions, ...)
 
 
 class TrainingStart(InputModel):

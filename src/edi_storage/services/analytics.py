@@ -79,21 +79,22 @@ class AnalyticsService(Service):
             .subquery()
         )
         entities = func.sum(found.c.entities)
-        statement = (
-            select(
-                found.c.label,
-                entities,
-                func.count(),
-                func.sum(found.c.confidence) / entities,
-                func.avg(scores.c.score),
-                func.coalesce(func.sum(scores.c.validations), 0),
-            )
-            .outerjoin(scores, scores.c.session_id == found.c.session_id)
-            .group_by(found.c.label)
-            .order_by(entities.desc(), found.c.label)
-            .limit(query.limit)
-        )
         with self._tx(readonly=True) as s:
+            label = dialect_of(s).binary(found.c.label)
+            statement = (
+                select(
+                    found.c.label,
+                    entities,
+                    func.count(),
+                    func.sum(found.c.confidence) / entities,
+                    func.avg(scores.c.score),
+                    func.coalesce(func.sum(scores.c.validations), 0),
+                )
+                .outerjoin(scores, scores.c.session_id == found.c.session_id)
+                .group_by(found.c.label)
+                .order_by(entities.desc(), label)
+                .limit(query.limit)
+            )
             rows = s.execute(statement).all()
         return [
             LabelEdits(
@@ -143,7 +144,7 @@ class AnalyticsService(Service):
                     func.avg(quality),
                 )
                 .group_by(bucket, model)
-                .order_by(bucket, model)
+                .order_by(bucket, *dialect.nulls_last(dialect.binary(model), descending=False))
             )
             if query.date_from is not None:
                 statement = statement.where(EditSession.created_at >= query.date_from)

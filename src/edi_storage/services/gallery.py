@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Integer, case, cast, delete, event, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from edi_storage.dialects import dialect_of
 from edi_storage.errors import Conflict, InvalidInput, NotFound
 from edi_storage.models.base import columns_of, utcnow
 from edi_storage.models.gallery import CreationRun, GeneratedImage, TrainingRun
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, Text, check_limit, parse, rows_as
+from edi_storage.schemas.common import INT_MAX, InputModel, Text, check_limit, parse, rows_as
 from edi_storage.schemas.gallery import (
     CreationRunOut,
     DailyCreation,
@@ -77,6 +77,7 @@ class GalleryService(Service):
             return self._image(s, image_id)
 
     def _image(self, s: Session, image_id: int) -> ImageOut:
+        _check_id(image_id)
         row = s.execute(select(*IMAGE_COLUMNS).where(IMAGE.id == image_id)).mappings().first()
         if row is None:
             raise NotFound("image", image_id)
@@ -148,6 +149,7 @@ class GalleryService(Service):
 
     def _update(self, s: Session, image_id: int, **values: Any) -> int | None:
         """Update one image; returns its creation run's id. NotFound for an unknown image."""
+        _check_id(image_id)
         result = s.execute(
             update(IMAGE)
             .where(IMAGE.id == image_id)
@@ -356,11 +358,22 @@ def _creation(s: Session, run_id: int) -> CreationRunOut:
     return CreationRunOut.model_validate(row)
 
 
+def _check_id(image_id: object) -> None:
+    """An image id as both databases can hold it (INTEGER is 32 bits on PostgreSQL); InvalidInput
+    otherwise, rather than NotFound on one backend and a driver error on the other."""
+    if isinstance(image_id, bool) or not isinstance(image_id, int) or not 1 <= image_id <= INT_MAX:
+        raise InvalidInput.single("id", f"must be a whole number from 1 to {INT_MAX}", image_id)
+
+
 def _remove(path: Path) -> dict[str, Any]:
+    """Delete the file once its row is gone; a failure is reported, not raised (the row's deletion has
+    committed: raising would say it had not)."""
     try:
         path.unlink()
     except FileNotFoundError:
         return {"file_missing": True}
+    except OSError as error:
+        return {"file_error": f"{type(error).__name__}: {error.strerror or error}"}
     return {"file_deleted": path}
 
 
@@ -371,7 +384,9 @@ def _on_commit(s: Session, action: Callable[[], None]) -> None:
         event.remove(s, "after_soft_rollback", rolled_back)
         action()
 
-    def rolled_back(_session: Session, _previous: object) -> None:
+    def rolled_back(_session: Session, previous: SessionTransaction) -> None:
+        if previous.parent is not None:  # a savepoint: the outer transaction may still commit
+            return
         event.remove(s, "after_commit", committed)
         event.remove(s, "after_soft_rollback", rolled_back)
 
@@ -383,9 +398,13 @@ def _inside(gallery_dir: Path, image_id: int, image: ImageOut) -> Path:
     """Where the image's file is in ``gallery_dir``; InvalidInput when its filename leads elsewhere."""
     root = gallery_dir.resolve()
     target = (root / image.filename).resolve()
-    if not target.is_relative_to(root):
+    if target == root or not target.is_relative_to(root):
         raise InvalidInput.single(
             "filename", f"of image {image_id} leads out of {gallery_dir}", image.filename
+        )
+    if target.is_dir():
+        raise InvalidInput.single(
+            "filename", f"of image {image_id} names a folder in {gallery_dir}", image.filename
         )
     return target
 

@@ -147,14 +147,17 @@ class LibraryService(Service):
         "sunset"), and orders the matches the same way on both databases: most used first, then most
         recently used, then newest. BM25 and ts_rank weigh matches by different formulas, so a relevance
         order could not be the same on both; for completions, how often a prompt was used is what
-        a user is after."""
+        a user is after. Both databases find the same prompts for text in plain words; they split
+        text joined by punctuation (hosts, e-mail addresses, paths, decimals) and accented letters
+        differently (FTS5 splits ``example.com`` and folds ``café`` to ``cafe``; PostgreSQL's 'simple'
+        parser keeps both whole)."""
         fields = {"query": query, "model": model, "limit": limit, "offset": offset, "prefix": prefix}
         q = parse(LibrarySearch, fields)
         with self._tx(readonly=True) as s:
             if q.prefix:
                 words = prefix_words(q.query)
-                if not words:
-                    raise InvalidInput.single("query", "must contain a letter or a digit", q.query)
+                if not words:  # punctuation only: no word to start, as a whole-word search finds none
+                    return []
                 statement = dialect_of(s).prefix_search(select(*_OUT_COLUMNS), table_of(P), words)
                 statement = statement.order_by(P.total_uses.desc(), P.last_used_at.desc(), P.id.desc())
             else:

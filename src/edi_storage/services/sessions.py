@@ -58,7 +58,7 @@ from edi_storage.models.sessions import (
     Validation,
 )
 from edi_storage.monitoring import measured
-from edi_storage.schemas.common import InputModel, JSONInput, Score, Text, models_from, parse
+from edi_storage.schemas.common import INT_MAX, InputModel, JSONInput, Score, Text, models_from, parse
 from edi_storage.schemas.sessions import (
     EntityIn,
     FeedbackIn,
@@ -278,41 +278,51 @@ class SessionService(Service):
             _update_session(s, owner, {"updated_at": utcnow()})
             _drop_from_loaded_collection(s, owner, model, child_id)
 
-    @measured("sessions.add_tags")
+    @measured("sessions.change_tags")
+    def change_tags(self, session_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> list[str]:
+        """Add tags not yet on the session (after the existing ones, in the order given) and remove
+        others, in one write; the session's tags afterwards. Nothing is written when nothing changes."""
+        change = parse(_TagChange, {"add": add, "remove": remove})
+        gone = set(change.remove)
+        return self._change_json(
+            session_id,
+            "session_tags",
+            [],
+            lambda old: [t for t in dict.fromkeys([*old, *change.add]) if t not in gone],
+        )
+
+    # The simple forms check their argument under its own name, so that an error names what was passed.
     def add_tags(self, session_id: str, tags: Sequence[str]) -> list[str]:
-        """Add ``tags`` not yet on the session (kept in the order given, after the existing ones); the
-        session's tags afterwards."""
-        added = parse(_Tags, {"tags": tags}).tags
-        return self._change_json(
-            session_id, "session_tags", [], lambda old: list(dict.fromkeys([*old, *added]))
-        )
+        return self.change_tags(session_id, add=parse(_Tags, {"tags": tags}).tags)
 
-    @measured("sessions.remove_tags")
     def remove_tags(self, session_id: str, tags: Sequence[str]) -> list[str]:
-        """Remove ``tags`` (those not on the session are ignored); the session's tags afterwards."""
-        gone = set(parse(_Tags, {"tags": tags}).tags)
+        return self.change_tags(session_id, remove=parse(_Tags, {"tags": tags}).tags)
+
+    @measured("sessions.change_metadata")
+    def change_metadata(
+        self, session_id: str, values: Mapping[str, Any] | None = None, remove: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Set metadata keys (others are kept) and remove others, in one write; the session's metadata
+        afterwards. Nothing is written when nothing changes."""
+        change = parse(_MetadataChange, {"values": values or {}, "remove": remove})
+        gone = set(change.remove)
         return self._change_json(
-            session_id, "session_tags", [], lambda old: [t for t in old if t not in gone]
+            session_id,
+            "session_metadata",
+            {},
+            lambda old: {k: v for k, v in {**old, **change.values}.items() if k not in gone},
         )
 
-    @measured("sessions.set_metadata")
     def set_metadata(self, session_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Set these metadata keys (others are kept); the session's metadata afterwards."""
-        given = parse(_Metadata, {"values": values}).values
-        return self._change_json(session_id, "session_metadata", {}, lambda old: {**old, **given})
+        return self.change_metadata(session_id, values=values)
 
-    @measured("sessions.remove_metadata")
     def remove_metadata(self, session_id: str, keys: Sequence[str]) -> dict[str, Any]:
-        """Remove these metadata keys (absent ones are ignored); the session's metadata afterwards."""
-        gone = set(parse(_Tags, {"tags": keys}, prefix="keys").tags)
-        return self._change_json(
-            session_id, "session_metadata", {}, lambda old: {k: v for k, v in old.items() if k not in gone}
-        )
+        return self.change_metadata(session_id, remove=parse(_Keys, {"keys": keys}).keys)
 
     def _change_json(self, session_id: str, column: str, empty: J, change: Callable[[J], J]) -> J:
         """Read a JSON column and write ``change(value)`` back in one writing transaction: the row is
         locked first (FOR UPDATE on PostgreSQL; SQLite's writer holds the database's write lock from
-        BEGIN IMMEDIATE), so two concurrent changes both land."""
+        BEGIN IMMEDIATE), so two concurrent changes both land. An unchanged value is not written."""
         attribute = getattr(EditSession, column)
         with self._tx() as s:
             found = s.execute(
@@ -320,8 +330,10 @@ class SessionService(Service):
             ).one_or_none()
             if found is None:
                 raise NotFound("session", session_id)
-            new = change(empty if found[0] is None else found[0])
-            _update_session(s, session_id, {column: new, "updated_at": utcnow()})
+            old = empty if found[0] is None else found[0]
+            new = change(old)
+            if new != old:
+                _update_session(s, session_id, {column: new, "updated_at": utcnow()})
             return new
 
     @measured("sessions.update_session_status")
@@ -483,8 +495,18 @@ class _Tags(InputModel):
     tags: list[Text]
 
 
-class _Metadata(InputModel):
-    values: JSONInput
+class _Keys(InputModel):
+    keys: list[Text]
+
+
+class _TagChange(InputModel):
+    add: list[Text] = []
+    remove: list[Text] = []
+
+
+class _MetadataChange(InputModel):
+    values: JSONInput = {}
+    remove: list[Text] = []
 
 
 def _child_kind(
@@ -497,8 +519,8 @@ def _child_kind(
 
 
 def _child_where(model: ChildModel, child_id: int, session_id: str | None) -> list[ColumnElement[bool]]:
-    if isinstance(child_id, bool) or not isinstance(child_id, int):
-        raise InvalidInput.single("id", "must be a whole number", child_id)
+    if isinstance(child_id, bool) or not isinstance(child_id, int) or not 1 <= child_id <= INT_MAX:
+        raise InvalidInput.single("id", f"must be a whole number from 1 to {INT_MAX}", child_id)
     where = [model.id == child_id]
     if session_id is not None:
         where.append(model.session_id == session_id)
