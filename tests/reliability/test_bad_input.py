@@ -903,8 +903,9 @@ def test_extreme_values_are_invalid_input_naming_the_field(storage: Storage, tmp
             "prompts",
         ),
         "tags given as one string": (lambda s: s.gallery.tag(world.image_id, "landscape"), "tags"),
+        "an image id beyond 64 bits": (lambda s: s.gallery.get_image(2**70), "id"),
+        "a row id beyond 32 bits": (lambda s: s.sessions.delete_child("prompt", 2**40), "id"),
         # Parameters no schema validates reach the driver; its refusal is translated (the field unknown).
-        "an image id beyond 64 bits": (lambda s: s.gallery.get_image(2**70), "input"),
         "a prompt id beyond 64 bits": (lambda s: s.library.delete(2**70), "input"),
         "a lone surrogate as a session id": (lambda s: s.sessions.delete_session("\ud800"), "input"),
         "featured given as 'yes'": (lambda s: s.gallery.feature(world.image_id, "yes"), "input"),  # type: ignore[arg-type]
