@@ -8,7 +8,6 @@ with storage.unit_of_work() as uow:       # several calls, one transaction
 """
 
 import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from edi_storage.errors import (
@@ -65,11 +64,6 @@ _LAZY = {
     "Storage": "edi_storage.storage",
     "UnitOfWork": "edi_storage.storage",
 }
-
-
-# A library logs and leaves the handlers to the application (logging HOWTO, "Configuring Logging for a
-# Library"): records under "edi_storage" go nowhere until the application configures logging.
-logging.getLogger("edi_storage").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

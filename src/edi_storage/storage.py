@@ -38,6 +38,11 @@ if TYPE_CHECKING:
     from edi_storage.services.library import LibraryService
 
 log = logging.getLogger(__name__)
+# A library logs and leaves the handlers to the application (logging HOWTO, "Configuring Logging for a
+# Library"): records under "edi_storage" go nowhere until the application configures logging. Set here,
+# where every logging module is reached from, not in the package's __init__: importing logging there
+# would cost the command line's --help what it does not use.
+logging.getLogger("edi_storage").addHandler(logging.NullHandler())
 
 
 class UnitOfWork:
