@@ -222,7 +222,8 @@ class Storage:
         with database_errors(), self.engine.connect() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-        after = self.schema_status().revision
+        status = self.schema_status()
+        after = status.revision
         where = self.url.render_as_string(hide_password=True)
         if before != after:
             log.info("upgraded %s from revision %s to %s", where, before or "none (new database)", after)
@@ -231,7 +232,7 @@ class Storage:
         ensure_wal(self.engine)  # a database edi-storage created or migrated is one it writes
         self._wal_ok = True
         self._schema_ok = False
-        self._opened_as = None
+        self._opened_as = status  # the first unit of work need not inspect the schema again
 
     def ensure_current(self) -> None:
         """Raise the schema error that keeps the services from this database; checked once."""

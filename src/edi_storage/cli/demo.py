@@ -11,7 +11,7 @@ from rich.text import Text
 from edi_storage.cli.app import Cli, command
 from edi_storage.cli.gallery import QUALITY_COLUMNS, images_table
 from edi_storage.cli.library import library_table
-from edi_storage.cli.render import progress_bar, show_rows
+from edi_storage.cli.render import column_table, progress_bar, show_rows
 from edi_storage.cli.sessions import history_table, statistics_table
 from edi_storage.errors import Conflict
 
@@ -59,4 +59,4 @@ def demo(
     cli.out.print(statistics_table(statistics))
     cli.out.print(library_table(popular, "most used prompts in the library"))
     cli.out.print(images_table(best, "best curated images in the gallery"))
-    show_rows(cli, tiers, "gallery quality", QUALITY_COLUMNS)
+    show_rows(cli, tiers, "gallery quality", column_table(QUALITY_COLUMNS))

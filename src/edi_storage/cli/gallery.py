@@ -12,7 +12,17 @@ from rich.text import Text
 
 from edi_storage.cli.app import Cli, app, command
 from edi_storage.cli.library import LimitOption
-from edi_storage.cli.render import Columns, JsonFlag, cells, or_none, print_json, shorten, show_rows, table
+from edi_storage.cli.render import (
+    Columns,
+    JsonFlag,
+    cells,
+    column_table,
+    or_none,
+    print_json,
+    shorten,
+    show_rows,
+    table,
+)
 from edi_storage.vocabulary import CurationStatus
 
 if TYPE_CHECKING:
@@ -63,13 +73,6 @@ def images_table(images: Sequence[ImageOut], title: str) -> Table:
         created = i.created_at.strftime("%Y-%m-%d %H:%M")
         result.add_row(Text(str(i.id)), image, *cells(i.final_score, status, created))
     return result
-
-
-def show_images(cli: Cli, images: Sequence[ImageOut], title: str, as_json: bool) -> None:
-    if as_json:
-        print_json([i.model_dump(mode="json") for i in images])
-    else:
-        cli.out.print(or_none(images_table(images, title)))
 
 
 @command("add", on=gallery_app)
@@ -179,10 +182,12 @@ def gallery_top(
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         if min_score is None:
-            show_images(cli, storage.gallery.top(limit), "best curated images", as_json)
+            show_rows(cli, storage.gallery.top(limit), "best curated images", images_table, as_json=as_json)
         else:
             images = storage.gallery.recent_high_quality(min_score=min_score, limit=limit)
-            show_images(cli, images, f"recent curated images scoring {min_score:g}+", as_json)
+            show_rows(
+                cli, images, f"recent curated images scoring {min_score:g}+", images_table, as_json=as_json
+            )
 
 
 @command("uncurated", on=gallery_app)
@@ -190,7 +195,13 @@ def gallery_uncurated(ctx: typer.Context, limit: LimitOption = 100, as_json: Jso
     """The curation queue: pending images, oldest first."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
-        show_images(cli, storage.gallery.uncurated(limit), "pending curation (oldest first)", as_json)
+        show_rows(
+            cli,
+            storage.gallery.uncurated(limit),
+            "pending curation (oldest first)",
+            images_table,
+            as_json=as_json,
+        )
 
 
 @command("quality", on=gallery_app)
@@ -199,7 +210,7 @@ def gallery_quality(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         tiers = storage.gallery.quality_distribution()
-    show_rows(cli, tiers, "quality of curated images", QUALITY_COLUMNS, as_json=as_json)
+    show_rows(cli, tiers, "quality of curated images", column_table(QUALITY_COLUMNS), as_json=as_json)
 
 
 @command("training", on=gallery_app)
@@ -208,7 +219,7 @@ def gallery_training(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         runs = storage.gallery.training_statistics()
-    show_rows(cli, runs, "training runs", TRAINING_COLUMNS, as_json=as_json)
+    show_rows(cli, runs, "training runs", column_table(TRAINING_COLUMNS), as_json=as_json)
 
 
 @command("daily", on=gallery_app)
@@ -217,4 +228,4 @@ def gallery_daily(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         days = storage.gallery.daily_creation_statistics()
-    show_rows(cli, days, "daily creation", DAILY_COLUMNS, as_json=as_json)
+    show_rows(cli, days, "daily creation", column_table(DAILY_COLUMNS), as_json=as_json)

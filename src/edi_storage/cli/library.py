@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edi_storage.cli.app import Cli, app, command
-from edi_storage.cli.render import JsonFlag, cells, or_none, print_json, shorten, size_text, table
+from edi_storage.cli.render import JsonFlag, cells, print_json, shorten, show_rows, size_text, table
 
 if TYPE_CHECKING:
     from edi_storage.schemas.library import LibraryPromptOut
@@ -41,13 +41,6 @@ def library_table(prompts: Sequence[LibraryPromptOut], title: str) -> Table:
         when = p.last_used_at.strftime("%Y-%m-%d %H:%M")
         result.add_row(*cells(p.id, shorten(p.prompt_text), p.total_uses, p.model, thumb, when))
     return result
-
-
-def show_prompts(cli: Cli, prompts: Sequence[LibraryPromptOut], title: str, as_json: bool) -> None:
-    if as_json:
-        print_json([p.model_dump(mode="json") for p in prompts])
-    else:
-        cli.out.print(or_none(library_table(prompts, title)))
 
 
 @command("add", on=library_app)
@@ -88,7 +81,7 @@ def library_search(
     cli: Cli = ctx.obj
     with cli.storage() as storage:
         found = storage.library.search(query, model=model, limit=limit, offset=offset, prefix=prefix)
-    show_prompts(cli, found, f"prompts matching {query!r}", as_json)
+    show_rows(cli, found, f"prompts matching {query!r}", library_table, as_json=as_json)
 
 
 @command("popular", on=library_app)
@@ -98,7 +91,13 @@ def library_popular(
     """The most used prompts."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
-        show_prompts(cli, storage.library.popular(limit, model=model), "most used prompts", as_json)
+        show_rows(
+            cli,
+            storage.library.popular(limit, model=model),
+            "most used prompts",
+            library_table,
+            as_json=as_json,
+        )
 
 
 @command("recent", on=library_app)
@@ -108,7 +107,8 @@ def library_recent(
     """The most recently used prompts."""
     cli: Cli = ctx.obj
     with cli.storage() as storage:
-        show_prompts(cli, storage.library.recent(limit, model=model), "recently used prompts", as_json)
+        recent = storage.library.recent(limit, model=model)
+        show_rows(cli, recent, "recently used prompts", library_table, as_json=as_json)
 
 
 @command("show", on=library_app)

@@ -102,16 +102,26 @@ def progress_bar(console: Console) -> Progress:
 
 
 Columns = Sequence[tuple[str, Callable[[Any], object]]]
+TableOf = Callable[[Sequence[Any], str], Table]  # the items and a title -> the table that shows them
+
+
+def column_table(columns: Columns) -> TableOf:
+    """A table of one row per item and one column per (heading, value of an item)."""
+
+    def draw(items: Sequence[Any], title: str) -> Table:
+        result = table(title, *(heading for heading, _ in columns))
+        for item in items:
+            result.add_row(*cells(*(value(item) for _, value in columns)))
+        return result
+
+    return draw
 
 
 def show_rows(
-    cli: Cli, items: Sequence[BaseModel], title: str, columns: Columns, *, as_json: bool = False
+    cli: Cli, items: Sequence[BaseModel], title: str, draw: TableOf, *, as_json: bool = False
 ) -> None:
-    """A report as pure JSON (``--json``) or as a table of the given columns."""
+    """A listing as pure JSON (``--json``), or as the table ``draw`` makes of it ("none" when empty)."""
     if as_json:
         print_json([item.model_dump(mode="json") for item in items])
-        return
-    result = table(title, *(heading for heading, _ in columns))
-    for item in items:
-        result.add_row(*cells(*(value(item) for _, value in columns)))
-    cli.out.print(or_none(result))
+    else:
+        cli.out.print(or_none(draw(items, title)))

@@ -407,8 +407,11 @@ class Maintenance:
         with database_errors(), self._storage.engine.connect() as conn:
             after = self._database_bytes(conn)
             conn.rollback()
-        shrinks = is_sqlite(self._storage.url) and before is not None and after is not None
-        freed = before - after if shrinks and before is not None and after is not None else None
+        freed = (
+            before - after
+            if is_sqlite(self._storage.url) and before is not None and after is not None
+            else None
+        )
         return VacuumReport(bytes_before=before, bytes_after=after, freed_bytes=freed)
 
     def analyze(self) -> None:

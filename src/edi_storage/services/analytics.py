@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, case, cast, func, select
+from sqlalchemy import Integer, String, case, cast, func, null, select
 
 from edi_storage.dialects import dialect_of
 from edi_storage.models.sessions import EditSession, Entity, Prompt, UserFeedback, Validation
@@ -132,7 +132,7 @@ class AnalyticsService(Service):
             dialect = dialect_of(s)
             created = EditSession.created_at.expression
             bucket = dialect.utc_day(created) if query.period is Period.DAY else dialect.utc_week(created)
-            model: Any = EditSession.model_version if query.by_model else _no_model()
+            model: Any = EditSession.model_version if query.by_model else cast(null(), String)
             completed = EditSession.status == SessionStatus.COMPLETED.value
             statement = (
                 select(
@@ -162,12 +162,6 @@ class AnalyticsService(Service):
             )
             for day, model_version, count, done, alignment, quality_ in rows
         ]
-
-
-def _no_model() -> ColumnElement[Any]:
-    from sqlalchemy import String, null
-
-    return cast(null(), String)
 
 
 def _rounded(value: object) -> float | None:
